@@ -1,0 +1,447 @@
+"""The Tsunagari application: every command and query of the participation log.
+
+Commands read aggregates, let the domain decide, then save the new events, the inline read
+models and the idempotency record in one transaction. A write that loses a race (two desks
+creating the same check-in, or appending to the same stream) rolls back whole and is decided
+again on fresh state, so a desk never sees the conflict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import ApplicationRecorder, IntegrityError, JSONTranscoder
+from eventsourcing.utils import EnvType
+
+from application.errors import IdempotencyKeyReused, NotFound, TooMuchContention
+from application.ports import Idempotency, InlineProjection, Storage
+from application.transcodings import register_domain_transcodings
+from application.views import (
+    CheckInView,
+    EventView,
+    OrganizationView,
+    ParticipantView,
+    ProgramView,
+    View,
+    WalkInView,
+)
+from domain.attendance import Attendance, WalkInTally
+from domain.districts import DEFAULT_DISTRICTS, DistrictTable
+from domain.errors import UnknownReference
+from domain.events import Event, local_date
+from domain.generations import DEFAULT_BANDS, BandScheme
+from domain.organizations import Organization, OrganizationKind
+from domain.participants import Participant
+from domain.programs import Policy, Program, ProgramArea
+from domain.provenance import Provenance
+
+V = TypeVar("V", bound=View)
+A = TypeVar("A", bound=Aggregate)
+
+MAX_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[V]):
+    """A command's answer: the resulting view, whether it created something, whether replayed."""
+
+    result: V
+    created: bool
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class Decision(Generic[V]):
+    """What a command decided: the view to answer and the aggregates holding new events."""
+
+    result: V
+    created: bool
+    aggregates: tuple[Aggregate, ...] = field(default=())
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Tsunagari(Application[UUID]):
+    """Participation records as an immutable event log."""
+
+    name = "tsunagari"
+
+    def __init__(
+        self,
+        env: EnvType | None = None,
+        *,
+        storage_factory: Callable[[ApplicationRecorder], Storage],
+        clock: Callable[[], datetime] = utc_now,
+        bands: BandScheme = DEFAULT_BANDS,
+        districts: DistrictTable = DEFAULT_DISTRICTS,
+    ) -> None:
+        super().__init__(env)
+        self.storage = storage_factory(self.recorder)
+        self.clock = clock
+        self.bands = bands
+        self.districts = districts
+        self.inline_projections: list[InlineProjection] = []
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        register_domain_transcodings(transcoder)
+
+    def add_inline_projection(self, projection: InlineProjection) -> None:
+        """Keep a read model up to date in the same transaction as every command's events."""
+        self.inline_projections.append(projection)
+
+    def today(self) -> date:
+        """Today's date in Asia/Tokyo."""
+        return local_date(self.clock())
+
+    # Organisations, programmes, events -------------------------------------------------
+
+    def register_organization(
+        self,
+        *,
+        name: str,
+        kind: OrganizationKind,
+        district_id: str | None,
+        recorded_by: Provenance,
+        idempotency: Idempotency | None = None,
+    ) -> Outcome[OrganizationView]:
+        def decide() -> Decision[OrganizationView]:
+            if district_id is not None:
+                self.districts.get(district_id)
+            organization = Organization.register(
+                name=name, kind=kind, district_id=district_id, recorded_by=recorded_by
+            )
+            return Decision(OrganizationView.of(organization), True, (organization,))
+
+        return self._execute("register_organization", OrganizationView, idempotency, decide)
+
+    def launch_program(
+        self,
+        *,
+        name: str,
+        policy: Policy,
+        area: ProgramArea,
+        host_organization_ids: list[UUID],
+        recorded_by: Provenance,
+        idempotency: Idempotency | None = None,
+    ) -> Outcome[ProgramView]:
+        def decide() -> Decision[ProgramView]:
+            for organization_id in host_organization_ids:
+                self._referenced(Organization, organization_id, "organisation")
+            program = Program.launch(
+                name=name,
+                policy=policy,
+                area=area,
+                host_organization_ids=host_organization_ids,
+                recorded_by=recorded_by,
+            )
+            return Decision(ProgramView.of(program), True, (program,))
+
+        return self._execute("launch_program", ProgramView, idempotency, decide)
+
+    def schedule_event(
+        self,
+        *,
+        program_id: UUID,
+        title: str,
+        starts_at: datetime,
+        ends_at: datetime | None,
+        district_id: str,
+        venue: str | None,
+        recorded_by: Provenance,
+        idempotency: Idempotency | None = None,
+    ) -> Outcome[EventView]:
+        def decide() -> Decision[EventView]:
+            self._referenced(Program, program_id, "programme")
+            self.districts.get(district_id)
+            event = Event.schedule(
+                program_id=program_id,
+                title=title,
+                starts_at=starts_at,
+                ends_at=ends_at,
+                district_id=district_id,
+                venue=venue,
+                recorded_by=recorded_by,
+            )
+            return Decision(EventView.of(event), True, (event,))
+
+        return self._execute("schedule_event", EventView, idempotency, decide)
+
+    def reschedule_event(
+        self,
+        event_id: UUID,
+        *,
+        starts_at: datetime,
+        ends_at: datetime | None,
+        recorded_by: Provenance,
+        idempotency: Idempotency | None = None,
+    ) -> Outcome[EventView]:
+        def decide() -> Decision[EventView]:
+            event = self._get(Event, event_id, "event")
+            event.reschedule(starts_at=starts_at, ends_at=ends_at, recorded_by=recorded_by)
+            return Decision(EventView.of(event), False, (event,))
+
+        return self._execute("reschedule_event", EventView, idempotency, decide)
+
+    def cancel_event(
+        self,
+        event_id: UUID,
+        *,
+        reason: str,
+        recorded_by: Provenance,
+        idempotency: Idempotency | None = None,
+    ) -> Outcome[EventView]:
+        def decide() -> Decision[EventView]:
+            event = self._get(Event, event_id, "event")
+            event.cancel(reason=reason, recorded_by=recorded_by)
+            return Decision(EventView.of(event), False, (event,))
+
+        return self._execute("cancel_event", EventView, idempotency, decide)
+
+    def close_event(
+        self,
+        event_id: UUID,
+        *,
+        recorded_by: Provenance,
+        idempotency: Idempotency | None = None,
+    ) -> Outcome[EventView]:
+        def decide() -> Decision[EventView]:
+            event = self._get(Event, event_id, "event")
+            event.close(recorded_by=recorded_by)
+            return Decision(EventView.of(event), False, (event,))
+
+        return self._execute("close_event", EventView, idempotency, decide)
+
+    # Participants and attendance -------------------------------------------------------
+
+    def register_participant(
+        self,
+        *,
+        birth_year: int | None,
+        band_id: str | None,
+        district_id: str,
+        name: str | None = None,
+        contact: str | None = None,
+        recorded_by: Provenance,
+        idempotency: Idempotency | None = None,
+    ) -> Outcome[ParticipantView]:
+        def decide() -> Decision[ParticipantView]:
+            self.districts.get(district_id)
+            today = self.today()
+            participant = Participant.register(
+                birth_year=birth_year,
+                band_id=band_id,
+                district_id=district_id,
+                name=name,
+                contact=contact,
+                today=today,
+                bands=self.bands,
+                recorded_by=recorded_by,
+            )
+            view = ParticipantView.of(participant, self.bands, today)
+            return Decision(view, True, (participant,))
+
+        return self._execute("register_participant", ParticipantView, idempotency, decide)
+
+    def check_in(
+        self,
+        event_id: UUID,
+        *,
+        participant_id: UUID,
+        recorded_by: Provenance,
+        idempotency: Idempotency | None = None,
+    ) -> Outcome[CheckInView]:
+        """Check a participant in; checking in someone already checked in changes nothing."""
+
+        def decide() -> Decision[CheckInView]:
+            event = self._get(Event, event_id, "event")
+            participant = self._referenced(Participant, participant_id, "participant")
+            attendance = self._find(Attendance, Attendance.create_id(event_id, participant_id))
+            if attendance is None:
+                attendance = Attendance.check_in(
+                    event=event, participant=participant, recorded_by=recorded_by
+                )
+                created = True
+            else:
+                created = attendance.check_in_again(event=event, recorded_by=recorded_by)
+            view = CheckInView.of(attendance, event, participant, self.bands)
+            return Decision(view, created, (attendance,) if created else ())
+
+        return self._execute("check_in", CheckInView, idempotency, decide)
+
+    def revert_check_in(
+        self,
+        event_id: UUID,
+        participant_id: UUID,
+        *,
+        reason: str,
+        recorded_by: Provenance,
+        idempotency: Idempotency | None = None,
+    ) -> Outcome[CheckInView]:
+        """Correct a wrong check-in with a reason; reverting twice records nothing new."""
+
+        def decide() -> Decision[CheckInView]:
+            event = self._get(Event, event_id, "event")
+            participant = self._get(Participant, participant_id, "participant")
+            attendance = self._find(Attendance, Attendance.create_id(event_id, participant_id))
+            if attendance is None:
+                raise NotFound(
+                    f"participant {participant_id} was never checked in at event {event_id}"
+                )
+            changed = attendance.counted
+            if changed:
+                attendance.revert(reason=reason, recorded_by=recorded_by)
+            view = CheckInView.of(attendance, event, participant, self.bands)
+            return Decision(view, False, (attendance,) if changed else ())
+
+        return self._execute("revert_check_in", CheckInView, idempotency, decide)
+
+    def record_walk_ins(
+        self,
+        event_id: UUID,
+        *,
+        counts: dict[str, int],
+        recorded_by: Provenance,
+        idempotency: Idempotency | None = None,
+    ) -> Outcome[WalkInView]:
+        def decide() -> Decision[WalkInView]:
+            event = self._get(Event, event_id, "event")
+            tally = WalkInTally.record(
+                event=event, counts=counts, bands=self.bands, recorded_by=recorded_by
+            )
+            return Decision(WalkInView.of(tally), True, (tally,))
+
+        return self._execute("record_walk_ins", WalkInView, idempotency, decide)
+
+    def revert_walk_ins(
+        self,
+        event_id: UUID,
+        tally_id: UUID,
+        *,
+        reason: str,
+        recorded_by: Provenance,
+        idempotency: Idempotency | None = None,
+    ) -> Outcome[WalkInView]:
+        def decide() -> Decision[WalkInView]:
+            tally = self._get(WalkInTally, tally_id, "walk-in tally")
+            if tally.event_id != event_id:
+                raise NotFound(f"walk-in tally {tally_id} does not belong to event {event_id}")
+            changed = tally.counted
+            if changed:
+                tally.revert(reason=reason, recorded_by=recorded_by)
+            return Decision(WalkInView.of(tally), False, (tally,) if changed else ())
+
+        return self._execute("revert_walk_ins", WalkInView, idempotency, decide)
+
+    # Queries ---------------------------------------------------------------------------
+
+    def get_organization(self, organization_id: UUID) -> OrganizationView:
+        return OrganizationView.of(self._get(Organization, organization_id, "organisation"))
+
+    def get_program(self, program_id: UUID) -> ProgramView:
+        return ProgramView.of(self._get(Program, program_id, "programme"))
+
+    def get_event(self, event_id: UUID) -> EventView:
+        return EventView.of(self._get(Event, event_id, "event"))
+
+    def get_participant(self, participant_id: UUID) -> ParticipantView:
+        participant = self._get(Participant, participant_id, "participant")
+        return ParticipantView.of(participant, self.bands, self.today())
+
+    def get_check_in(self, event_id: UUID, participant_id: UUID) -> CheckInView:
+        event = self._get(Event, event_id, "event")
+        participant = self._get(Participant, participant_id, "participant")
+        attendance = self._find(Attendance, Attendance.create_id(event_id, participant_id))
+        if attendance is None:
+            raise NotFound(f"participant {participant_id} was never checked in at event {event_id}")
+        return CheckInView.of(attendance, event, participant, self.bands)
+
+    def get_walk_ins(self, event_id: UUID, tally_id: UUID) -> WalkInView:
+        tally = self._get(WalkInTally, tally_id, "walk-in tally")
+        if tally.event_id != event_id:
+            raise NotFound(f"walk-in tally {tally_id} does not belong to event {event_id}")
+        return WalkInView.of(tally)
+
+    # Machinery -------------------------------------------------------------------------
+
+    def _find(self, kind: type[A], aggregate_id: UUID) -> A | None:
+        try:
+            aggregate: object = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        return aggregate if isinstance(aggregate, kind) else None
+
+    def _get(self, kind: type[A], aggregate_id: UUID, what: str) -> A:
+        """An aggregate named in the request's path; NotFound when absent or of another kind."""
+        aggregate = self._find(kind, aggregate_id)
+        if aggregate is None:
+            raise NotFound(f"no {what} with id {aggregate_id}")
+        return aggregate
+
+    def _referenced(self, kind: type[A], aggregate_id: UUID, what: str) -> A:
+        """An aggregate named in the request's body: an unknown one makes the body invalid."""
+        aggregate = self._find(kind, aggregate_id)
+        if aggregate is None:
+            raise UnknownReference(f"no {what} with id {aggregate_id}")
+        return aggregate
+
+    def _execute(
+        self,
+        command: str,
+        result_type: type[V],
+        idempotency: Idempotency | None,
+        decide: Callable[[], Decision[V]],
+    ) -> Outcome[V]:
+        if idempotency is not None:
+            replayed = self._replay(idempotency, result_type)
+            if replayed is not None:
+                return replayed
+        for _ in range(MAX_ATTEMPTS):
+            decision = decide()
+            try:
+                with self.storage.atomic():
+                    if decision.aggregates:
+                        recordings = self.save(*decision.aggregates)
+                        events = [recording.domain_event for recording in recordings]
+                        for projection in self.inline_projections:
+                            projection.process(events)
+                    if idempotency is not None:
+                        self.storage.save_outcome(
+                            idempotency,
+                            command,
+                            decision.created,
+                            decision.result.model_dump(mode="json"),
+                        )
+            except IntegrityError:
+                # Another writer got there first: the same idempotency key, the same
+                # check-in, or the next version of the same stream. Answer as they did,
+                # or decide again on the state they left.
+                if idempotency is not None:
+                    replayed = self._replay(idempotency, result_type)
+                    if replayed is not None:
+                        return replayed
+                continue
+            return Outcome(decision.result, decision.created)
+        raise TooMuchContention(
+            f"{command} kept conflicting with concurrent changes; nothing was recorded, retry"
+        )
+
+    def _replay(self, idempotency: Idempotency, result_type: type[V]) -> Outcome[V] | None:
+        stored = self.storage.find_outcome(idempotency.scope, idempotency.key)
+        if stored is None:
+            return None
+        if stored.fingerprint != idempotency.fingerprint:
+            raise IdempotencyKeyReused(
+                f"Idempotency-Key {idempotency.key!r} was already used for a different "
+                "request; use a new key for a new request"
+            )
+        result: Any = result_type.model_validate(stored.result)
+        return Outcome(result, stored.created, replayed=True)

@@ -1,0 +1,177 @@
+"""What queries and commands answer: typed, JSON-ready views of the aggregates."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import Enum
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
+
+from domain.attendance import Attendance, WalkInTally
+from domain.events import Event
+from domain.fiscal import fiscal_year_label, fiscal_year_of
+from domain.generations import BandScheme
+from domain.organizations import ORGANIZATION_KIND_NAMES, Organization
+from domain.participants import Participant
+from domain.programs import AREA_NAMES, POLICY_NAMES, Program
+
+
+class View(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class OrganizationView(View):
+    id: UUID
+    name: str
+    kind: str
+    kind_name_ja: str
+    district_id: str | None
+    registered_at: datetime
+
+    @classmethod
+    def of(cls, organization: Organization) -> OrganizationView:
+        return cls(
+            id=organization.id,
+            name=organization.name,
+            kind=organization.kind.value,
+            kind_name_ja=ORGANIZATION_KIND_NAMES[organization.kind],
+            district_id=organization.district_id,
+            registered_at=organization.created_on,
+        )
+
+
+class ProgramView(View):
+    id: UUID
+    name: str
+    policy: str
+    policy_name_ja: str
+    area: str
+    area_name_ja: str
+    host_organization_ids: list[UUID]
+    launched_at: datetime
+
+    @classmethod
+    def of(cls, program: Program) -> ProgramView:
+        return cls(
+            id=program.id,
+            name=program.name,
+            policy=program.policy.value,
+            policy_name_ja=POLICY_NAMES[program.policy],
+            area=program.area.value,
+            area_name_ja=AREA_NAMES[program.area],
+            host_organization_ids=program.host_organization_ids,
+            launched_at=program.created_on,
+        )
+
+
+class EventView(View):
+    id: UUID
+    program_id: UUID
+    title: str
+    starts_at: datetime
+    ends_at: datetime | None
+    local_date: date
+    fiscal_year: int
+    fiscal_year_label: str
+    district_id: str
+    venue: str | None
+    status: str
+    cancellation_reason: str | None
+
+    @classmethod
+    def of(cls, event: Event) -> EventView:
+        fiscal_year = fiscal_year_of(event.local_date)
+        return cls(
+            id=event.id,
+            program_id=event.program_id,
+            title=event.title,
+            starts_at=event.starts_at,
+            ends_at=event.ends_at,
+            local_date=event.local_date,
+            fiscal_year=fiscal_year,
+            fiscal_year_label=fiscal_year_label(fiscal_year),
+            district_id=event.district_id,
+            venue=event.venue,
+            status=event.status.value,
+            cancellation_reason=event.cancellation_reason,
+        )
+
+
+class ParticipantView(View):
+    id: UUID
+    birth_year: int | None
+    band_id: str
+    group: str
+    district_id: str
+    name: str | None
+    contact: str | None
+    registered_on: date
+
+    @classmethod
+    def of(cls, participant: Participant, bands: BandScheme, today: date) -> ParticipantView:
+        band = bands.band_on(today, birth_year=participant.birth_year, band_id=participant.band_id)
+        return cls(
+            id=participant.id,
+            birth_year=participant.birth_year,
+            band_id=band.id,
+            group=band.group.value,
+            district_id=participant.district_id,
+            name=participant.name,
+            contact=participant.contact,
+            registered_on=participant.registered_on,
+        )
+
+
+class AttendanceStatus(Enum):
+    CHECKED_IN = "checked_in"
+    REVERTED = "reverted"
+
+
+class CheckInView(View):
+    event_id: UUID
+    participant_id: UUID
+    status: AttendanceStatus
+    band_id: str
+    group: str
+    recorded_at: datetime
+    revert_reason: str | None
+
+    @classmethod
+    def of(
+        cls, attendance: Attendance, event: Event, participant: Participant, bands: BandScheme
+    ) -> CheckInView:
+        band = bands.band_on(
+            event.local_date, birth_year=participant.birth_year, band_id=participant.band_id
+        )
+        return cls(
+            event_id=attendance.event_id,
+            participant_id=attendance.participant_id,
+            status=AttendanceStatus.CHECKED_IN if attendance.counted else AttendanceStatus.REVERTED,
+            band_id=band.id,
+            group=band.group.value,
+            recorded_at=attendance.modified_on,
+            revert_reason=attendance.revert_reason,
+        )
+
+
+class WalkInView(View):
+    id: UUID
+    event_id: UUID
+    counts: dict[str, int]
+    total: int
+    counted: bool
+    recorded_at: datetime
+    revert_reason: str | None
+
+    @classmethod
+    def of(cls, tally: WalkInTally) -> WalkInView:
+        return cls(
+            id=tally.id,
+            event_id=tally.event_id,
+            counts=tally.counts,
+            total=tally.total,
+            counted=tally.counted,
+            recorded_at=tally.modified_on,
+            revert_reason=tally.revert_reason,
+        )

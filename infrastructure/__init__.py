@@ -1,0 +1,1 @@
+"""Settings, persistence, tokens and logging: the parts that touch the outside world."""

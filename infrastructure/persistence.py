@@ -1,0 +1,133 @@
+"""The event store and its side tables on eventsourcing-sqlalchemy: SQLite file or PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any
+
+from eventsourcing.persistence import ApplicationRecorder
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    MetaData,
+    String,
+    Table,
+    Text,
+    insert,
+    select,
+)
+from sqlalchemy.engine import Engine
+
+from application.app import Tsunagari, utc_now
+from application.ports import Idempotency, StoredOutcome
+from infrastructure.settings import Settings
+
+
+def application_env(settings: Settings) -> dict[str, str]:
+    """The eventsourcing environment for these settings."""
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing_sqlalchemy",
+        "SQLALCHEMY_URL": settings.database_url,
+        "AGGREGATE_CACHE_MAXSIZE": str(settings.aggregate_cache_size),
+    }
+    if settings.database_schema:
+        env["SQLALCHEMY_SCHEMA"] = settings.database_schema
+    return env
+
+
+class Datastore:
+    """Typed face of eventsourcing-sqlalchemy's datastore, shared by every side table.
+
+    Side rows go through the same datastore as the events so that one transaction (and, on
+    SQLite, the same in-process write lock) covers both.
+    """
+
+    def __init__(self, recorder: ApplicationRecorder, schema: str | None) -> None:
+        datastore = getattr(recorder, "datastore", None)
+        if datastore is None or datastore.engine is None:
+            raise TypeError("Tsunagari needs eventsourcing-sqlalchemy's application recorder")
+        self._datastore = datastore
+        self.engine: Engine = datastore.engine
+        self.metadata = MetaData(schema=schema)
+
+    def transaction(self, *, commit: bool) -> AbstractContextManager[Any]:
+        """A transaction; inside another one it joins it."""
+        transaction: AbstractContextManager[Any] = self._datastore.transaction(commit=commit)
+        return transaction
+
+    def create_tables(self) -> None:
+        self.metadata.create_all(self.engine, checkfirst=True)
+
+
+class SqlStorage:
+    """Idempotency records, in the same transaction as the events they answer for."""
+
+    def __init__(self, datastore: Datastore) -> None:
+        self.datastore = datastore
+        self.outcomes = Table(
+            "tsunagari_idempotency",
+            datastore.metadata,
+            Column("scope", String(64), primary_key=True),
+            Column("key", String(255), primary_key=True),
+            Column("fingerprint", String(64), nullable=False),
+            Column("command", String(64), nullable=False),
+            Column("created", Boolean, nullable=False),
+            Column("result", Text, nullable=False),
+            Column("recorded_at", DateTime(timezone=True), nullable=False),
+        )
+
+    def atomic(self) -> AbstractContextManager[object]:
+        return self.datastore.transaction(commit=True)
+
+    def find_outcome(self, scope: str, key: str) -> StoredOutcome | None:
+        query = select(
+            self.outcomes.c.fingerprint, self.outcomes.c.created, self.outcomes.c.result
+        ).where(self.outcomes.c.scope == scope, self.outcomes.c.key == key)
+        with self.datastore.transaction(commit=False) as session:
+            row = session.execute(query).first()
+        if row is None:
+            return None
+        return StoredOutcome(row.fingerprint, bool(row.created), json.loads(row.result))
+
+    def save_outcome(
+        self, idempotency: Idempotency, command: str, created: bool, result: dict[str, Any]
+    ) -> None:
+        with self.datastore.transaction(commit=True) as session:
+            session.execute(
+                insert(self.outcomes).values(
+                    scope=idempotency.scope,
+                    key=idempotency.key,
+                    fingerprint=idempotency.fingerprint,
+                    command=command,
+                    created=created,
+                    result=json.dumps(result, ensure_ascii=False, sort_keys=True),
+                    recorded_at=utc_now(),
+                )
+            )
+
+
+def prepare_database(settings: Settings) -> None:
+    """Create what the store needs before the first connection: the SQLite file's folder."""
+    path = settings.sqlite_path()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def open_application(
+    settings: Settings, *, clock: Callable[[], datetime] = utc_now
+) -> tuple[Tsunagari, Datastore]:
+    """The application on the configured store. Define side tables, then ``create_tables()``."""
+    prepare_database(settings)
+    holder: list[Datastore] = []
+
+    def storage_factory(recorder: ApplicationRecorder) -> SqlStorage:
+        datastore = Datastore(recorder, settings.database_schema)
+        holder.append(datastore)
+        return SqlStorage(datastore)
+
+    app = Tsunagari(application_env(settings), storage_factory=storage_factory, clock=clock)
+    return app, holder[0]

@@ -1,0 +1,66 @@
+"""Settings from the environment (prefix ``TSUNAGARI_``), validated once at start."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///./var/tsunagari.sqlite3"
+
+
+class LogFormat(Enum):
+    AUTO = "auto"  # JSON when stderr is not a terminal, coloured console lines when it is
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class Settings(BaseSettings):
+    """Everything Tsunagari reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="TSUNAGARI_", extra="ignore", frozen=True)
+
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        description="sqlite:///path/to/file.sqlite3 or postgresql+psycopg://user@host/db",
+    )
+    database_schema: str | None = Field(
+        None, description="PostgreSQL schema for every table (tests use their own)"
+    )
+    log_format: LogFormat = LogFormat.AUTO
+    log_level: str = "INFO"
+    max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    aggregate_cache_size: int = Field(10_000, ge=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, url: str) -> str:
+        if url.startswith("sqlite:///") and not url.endswith(":memory:"):
+            return url
+        if url.startswith("postgresql+psycopg://"):
+            return url
+        raise ValueError(
+            "TSUNAGARI_DATABASE_URL must be sqlite:///<file> or postgresql+psycopg://..., "
+            f"not {url!r}"
+        )
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, level: str) -> str:
+        upper = level.upper()
+        if upper not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError(
+                f"TSUNAGARI_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {level!r}"
+            )
+        return upper
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def sqlite_path(self) -> Path | None:
+        if not self.is_sqlite:
+            return None
+        return Path(self.database_url.removeprefix("sqlite:///"))

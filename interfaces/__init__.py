@@ -1,0 +1,1 @@
+"""The thin outer layer: the HTTP API and the command line."""

@@ -1,0 +1,68 @@
+"""The FastAPI application factory. Nothing is built at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from infrastructure.settings import Settings
+from interfaces.bootstrap import Services, build_services
+from interfaces.http.middleware import RequestBodyMiddleware, RequestContextMiddleware
+from interfaces.http.problems import install_problem_handlers
+from interfaces.http.routes import events, health, organizations, participants, programs
+
+DESCRIPTION = """\
+Participation records for Tama Ward's Basic Goal 2, **多世代交流でつながる地域づくり**
+(community building through multi-generational exchange), kept as an immutable event log.
+
+Every route but `/health` needs `Authorization: Bearer <token>`. Every POST honours an
+`Idempotency-Key` header. Errors are `application/problem+json`.
+"""
+
+TAGS = [
+    {"name": "organizations", "description": "団体: organisations that host programmes"},
+    {"name": "programs", "description": "事業・取組: programmes of the plan"},
+    {"name": "events", "description": "開催回: occurrences of a programme"},
+    {"name": "attendance", "description": "受付: check-ins, corrections and walk-in headcounts"},
+    {"name": "participants", "description": "参加者: residents, by generation and district"},
+    {"name": "health", "description": "Liveness"},
+]
+
+
+def operation_id(route: APIRoute) -> str:
+    """Stable operation ids: the route function's name (check_in, cancel_event...)."""
+    return route.name
+
+
+def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
+    """The HTTP app; builds its services at startup unless given ready-made ones (tests)."""
+    settings = services.settings if services is not None else (settings or Settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = services is None
+        app.state.services = build_services(settings) if own else services
+        try:
+            yield
+        finally:
+            if own:
+                app.state.services.close()
+
+    app = FastAPI(
+        title="Tsunagari つながり",
+        version="0.1.0",
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+    )
+    install_problem_handlers(app)
+    for module in (organizations, programs, events, participants, health):
+        app.include_router(module.router)
+    app.include_router(events.attendance)
+    app.add_middleware(RequestBodyMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    return app

@@ -1,0 +1,169 @@
+"""Dependencies shared by the routers: services, authentication, roles, provenance, idempotency."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Annotated
+
+import structlog
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from application.app import Tsunagari
+from application.ports import Idempotency
+from domain.provenance import Provenance, Role
+from infrastructure.tokens import Principal
+from interfaces.bootstrap import Services
+from interfaces.http.problems import ApiError
+
+logger = structlog.get_logger("tsunagari.http")
+_PRINTABLE = re.compile(r"^[\x21-\x7e]{1,255}$")
+_DESK_ID = re.compile(r"^[\x21-\x7e]{1,64}$")
+
+bearer = HTTPBearer(
+    auto_error=False,
+    description="An API token created with `tsunagari token create --role ROLE --name NAME`.",
+)
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_app(services: ServicesDep) -> Tsunagari:
+    return services.app
+
+
+AppDep = Annotated[Tsunagari, Depends(get_app)]
+
+
+def authenticate(
+    request: Request,
+    services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    challenge = {"WWW-Authenticate": 'Bearer realm="tsunagari"'}
+    if credentials is None:
+        logger.info("authentication failed", reason="no bearer token", path=request.url.path)
+        raise ApiError(
+            401,
+            "unauthenticated",
+            "Authentication required",
+            "Send an API token as 'Authorization: Bearer <token>'.",
+            challenge,
+        )
+    principal = services.tokens.authenticate(credentials.credentials)
+    if principal is None:
+        # Never log the token itself: only that it failed, and where.
+        logger.info(
+            "authentication failed", reason="unknown or revoked token", path=request.url.path
+        )
+        raise ApiError(
+            401,
+            "unauthenticated",
+            "Authentication required",
+            "The API token is unknown or was revoked.",
+            challenge,
+        )
+    return principal
+
+
+def _ensure_role(principal: Principal, roles: frozenset[Role]) -> None:
+    if principal.role not in roles:
+        allowed = ", ".join(sorted(role.value for role in roles))
+        raise ApiError(
+            403,
+            "forbidden",
+            "Forbidden",
+            f"Role {principal.role.value!r} may not do this; allowed roles: {allowed}.",
+        )
+
+
+class Allow:
+    """A reader with one of the given roles."""
+
+    def __init__(self, roles: frozenset[Role]) -> None:
+        self.roles = roles
+
+    def __call__(self, principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        _ensure_role(principal, self.roles)
+        return principal
+
+
+@dataclass(frozen=True)
+class Actor:
+    """A writer: who they are, the provenance every event records, and their idempotency key."""
+
+    principal: Principal
+    provenance: Provenance
+    idempotency: Idempotency | None
+
+
+class AllowCommand:
+    """A writer with one of the given roles, with X-Desk-Id and Idempotency-Key read."""
+
+    def __init__(self, roles: frozenset[Role]) -> None:
+        self.roles = roles
+
+    async def __call__(
+        self,
+        request: Request,
+        principal: Annotated[Principal, Depends(authenticate)],
+        x_desk_id: Annotated[
+            str | None,
+            Header(description="The desk or device recording this, kept with every event."),
+        ] = None,
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                description="Retry-safe key: the same key with the same body replays the first "
+                "answer and has one effect; with another body it is refused (422)."
+            ),
+        ] = None,
+    ) -> Actor:
+        _ensure_role(principal, self.roles)
+        if x_desk_id is not None and not _DESK_ID.match(x_desk_id):
+            raise ApiError(
+                400,
+                "bad-header",
+                "Bad header",
+                "X-Desk-Id must be 1–64 printable ASCII characters.",
+            )
+        idempotency = None
+        if idempotency_key is not None:
+            if not _PRINTABLE.match(idempotency_key):
+                raise ApiError(
+                    400,
+                    "bad-header",
+                    "Bad header",
+                    "Idempotency-Key must be 1–255 printable ASCII characters.",
+                )
+            body = await request.body()
+            idempotency = Idempotency(
+                scope=str(principal.token_id),
+                key=idempotency_key,
+                fingerprint=fingerprint(request.method, request.url.path, body),
+            )
+        provenance = Provenance(
+            actor_id=str(principal.token_id),
+            actor_role=principal.role,
+            desk_id=x_desk_id,
+            request_id=getattr(request.state, "request_id", None),
+        )
+        return Actor(principal, provenance, idempotency)
+
+
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    """Same request, same fingerprint, whatever the JSON's key order or spacing."""
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
+    except ValueError:
+        canonical = body
+    return hashlib.sha256(f"{method} {path}\n".encode() + canonical).hexdigest()

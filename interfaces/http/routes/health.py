@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from interfaces.http.schemas import HealthOut
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health")
+def health() -> HealthOut:
+    """Liveness, without authentication or database work."""
+    return HealthOut(status="ok")

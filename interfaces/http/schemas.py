@@ -1,0 +1,109 @@
+"""Request bodies and list answers. Single resources answer with the application's views."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from domain.attendance import MAX_WALK_INS_PER_BAND
+from domain.organizations import OrganizationKind
+from domain.programs import MAX_HOSTS, Policy, ProgramArea
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OrganizationIn(Body):
+    name: str = Field(min_length=1, max_length=200, examples=["菅地区社会福祉協議会"])
+    kind: OrganizationKind = Field(examples=["social_welfare_council"])
+    district_id: str | None = Field(None, max_length=50, examples=["suge"])
+
+
+class ProgramIn(Body):
+    name: str = Field(
+        min_length=1, max_length=200, examples=["地ケアつながりプロジェクト～TeamSUGE～"]
+    )
+    policy: Policy = Field(examples=["2-2"])
+    area: ProgramArea = Field(examples=["community"])
+    host_organization_ids: list[UUID] = Field(min_length=1, max_length=MAX_HOSTS)
+
+
+class EventIn(Body):
+    program_id: UUID
+    title: str = Field(min_length=1, max_length=200, examples=["TeamSUGE 現地ツアー"])
+    starts_at: AwareDatetime = Field(examples=["2026-06-14T10:00:00+09:00"])
+    ends_at: AwareDatetime | None = Field(None, examples=["2026-06-14T12:00:00+09:00"])
+    district_id: str = Field(max_length=50, examples=["suge"])
+    venue: str | None = Field(None, max_length=200, examples=["菅こども文化センター"])
+
+
+class RescheduleIn(Body):
+    starts_at: AwareDatetime = Field(examples=["2026-06-21T10:00:00+09:00"])
+    ends_at: AwareDatetime | None = None
+
+
+class ReasonIn(Body):
+    reason: str = Field(min_length=1, max_length=500, examples=["台風接近のため中止"])
+
+
+class ParticipantIn(Body):
+    birth_year: int | None = Field(None, ge=1900, le=9999, examples=[1948])
+    band_id: str | None = Field(
+        None, max_length=50, description="Only when the birth year is not given", examples=[None]
+    )
+    district_id: str = Field(max_length=50, examples=["nakanoshima"])
+    name: str | None = Field(None, max_length=200, description="Optional; personal data")
+    contact: str | None = Field(None, max_length=200, description="Optional; personal data")
+
+
+class CheckInIn(Body):
+    participant_id: UUID
+
+
+class WalkInsIn(Body):
+    counts: dict[str, int] = Field(
+        min_length=1,
+        max_length=20,
+        description="Headcount per generation band id",
+        examples=[{"infant": 4, "adult": 3, "young_old": 2}],
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"description": f"Each count is 0–{MAX_WALK_INS_PER_BAND}."},
+    )
+
+
+class RosterEntryOut(BaseModel):
+    participant_id: UUID
+    status: str = Field(examples=["checked_in"])
+    recorded_at: datetime
+    revert_reason: str | None
+
+
+class CheckInListOut(BaseModel):
+    event_id: UUID
+    checked_in: int = Field(description="Counted check-ins (reverted ones excluded)")
+    check_ins: list[RosterEntryOut]
+
+
+class WalkInEntryOut(BaseModel):
+    id: UUID
+    counts: dict[str, int]
+    counted: bool
+    recorded_at: datetime
+    revert_reason: str | None
+
+
+class WalkInListOut(BaseModel):
+    event_id: UUID
+    total: int = Field(description="Walk-ins of counted tallies")
+    by_band: dict[str, int]
+    tallies: list[WalkInEntryOut]
+
+
+class HealthOut(BaseModel):
+    status: str = Field(examples=["ok"])

@@ -1,0 +1,1 @@
+"""Read models computed from the event log."""

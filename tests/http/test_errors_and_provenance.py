@@ -1,0 +1,157 @@
+"""Bad requests get problem details and write nothing; good ones record who, where, what."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+
+from domain.provenance import Role
+from infrastructure.logging import configure_logging
+from infrastructure.settings import LogFormat, Settings
+from interfaces.bootstrap import Services
+from tests.support import Api
+
+IdMaker = Callable[..., dict[str, str]]
+
+
+def _is_problem(answer: object, status: int, problem_type: str) -> None:
+    from httpx import Response
+
+    assert isinstance(answer, Response)
+    assert answer.status_code == status
+    assert answer.headers["content-type"] == "application/problem+json"
+    body = answer.json()
+    assert body["status"] == status
+    assert body["type"] == problem_type
+    assert body["detail"]
+    assert body["request_id"] == answer.headers["X-Request-Id"]
+
+
+def test_malformed_json_gets_400_and_nothing_is_written(
+    api: Api, services: Services, make_ids: IdMaker
+) -> None:
+    ids = make_ids()
+    before = services.app.recorder.max_notification_id()
+    answer = api.client.post(
+        f"/events/{ids['event']}/check-ins",
+        content=b'{"participant_id": ',
+        headers=api.headers(Role.ADMIN, **{"Content-Type": "application/json"}),
+    )
+    _is_problem(answer, 400, "/problems/malformed-json")
+    assert services.app.recorder.max_notification_id() == before
+
+
+def test_a_body_that_is_not_json_gets_415(api: Api, make_ids: IdMaker) -> None:
+    ids = make_ids()
+    answer = api.client.post(
+        f"/events/{ids['event']}/check-ins",
+        content=b"participant_id=1",
+        headers=api.headers(Role.ADMIN, **{"Content-Type": "application/x-www-form-urlencoded"}),
+    )
+    _is_problem(answer, 415, "/problems/unsupported-media-type")
+
+
+def test_an_oversized_body_gets_413_and_nothing_is_written(api: Api, services: Services) -> None:
+    huge = {"name": "x" * 100, "kind": "npo", "padding": "y" * 70_000}
+    answer = api.client.post("/organizations", json=huge, headers=api.headers())
+    _is_problem(answer, 413, "/problems/body-too-large")
+    assert services.app.recorder.max_notification_id() is None
+
+
+def test_unknown_fields_are_refused_rather_than_silently_dropped(api: Api) -> None:
+    answer = api.client.post(
+        "/organizations",
+        json={"name": "x", "kind": "npo", "distrct_id": "suge"},
+        headers=api.headers(),
+    )
+    _is_problem(answer, 422, "/problems/validation")
+    assert "distrct_id" in answer.json()["detail"]
+
+
+def test_no_token_or_a_revoked_token_gets_401_and_a_wrong_role_gets_403(
+    api: Api, services: Services
+) -> None:
+    body = {"name": "x", "kind": "npo"}
+    missing = api.client.post("/organizations", json=body)
+    _is_problem(missing, 401, "/problems/unauthenticated")
+    assert missing.headers["WWW-Authenticate"].startswith("Bearer")
+    bogus = api.client.post("/organizations", json=body, headers={"Authorization": "Bearer tsu_x"})
+    _is_problem(bogus, 401, "/problems/unauthenticated")
+    record, secret = services.tokens.create(name="lost tablet", role=Role.COORDINATOR)
+    assert (
+        api.client.post(
+            "/organizations", json=body, headers={"Authorization": f"Bearer {secret}"}
+        ).status_code
+        == 201
+    )
+    assert services.tokens.revoke(record.id)
+    revoked = api.client.post(
+        "/organizations", json=body, headers={"Authorization": f"Bearer {secret}"}
+    )
+    _is_problem(revoked, 401, "/problems/unauthenticated")
+    assert "revoked" in revoked.json()["detail"]
+    wrong_role = api.client.post("/organizations", json=body, headers=api.headers(Role.DESK))
+    _is_problem(wrong_role, 403, "/problems/forbidden")
+    assert "allowed roles: admin, coordinator" in wrong_role.json()["detail"]
+
+
+def test_evaluators_cannot_read_personal_data(api: Api, make_ids: IdMaker) -> None:
+    ids = make_ids()
+    answer = api.client.get(
+        f"/participants/{ids['participant0']}", headers=api.headers(Role.EVALUATOR)
+    )
+    _is_problem(answer, 403, "/problems/forbidden")
+
+
+def test_health_needs_no_token(api: Api) -> None:
+    answer = api.client.get("/health")
+    assert answer.status_code == 200
+    assert answer.json() == {"status": "ok"}
+
+
+def test_every_event_records_the_actor_the_desk_and_the_request(
+    api: Api, services: Services, make_ids: IdMaker
+) -> None:
+    ids = make_ids()
+    desk_record = next(t for t in services.tokens.list() if t.role is Role.DESK)
+    answer = api.client.post(
+        f"/events/{ids['event']}/check-ins",
+        json={"participant_id": ids["participant0"]},
+        headers=api.headers(Role.DESK, **{"X-Desk-Id": "suge-tablet-2", "X-Request-Id": "req-42"}),
+    )
+    assert answer.headers["X-Request-Id"] == "req-42"
+    notifications = services.app.recorder.select_notifications(start=1, limit=100)
+    check_in = services.app.mapper.to_domain_event(notifications[-1])
+    recorded_by = check_in.recorded_by  # type: ignore[attr-defined]
+    assert recorded_by.actor_id == str(desk_record.id)
+    assert recorded_by.actor_role is Role.DESK
+    assert recorded_by.desk_id == "suge-tablet-2"
+    assert recorded_by.request_id == "req-42"
+    for notification in notifications:
+        event = services.app.mapper.to_domain_event(notification)
+        assert event.recorded_by.request_id  # type: ignore[attr-defined]
+
+
+def test_request_logs_are_json_lines_carrying_the_request_id_but_never_the_token(
+    api: Api, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging(Settings(log_format=LogFormat.JSON))
+    capsys.readouterr()
+    answer = api.client.get(
+        "/organizations/00000000-0000-0000-0000-000000000000", headers=api.headers()
+    )
+    refused = api.client.get(
+        "/health/../organizations/x", headers={"Authorization": "Bearer tsu_secret"}
+    )
+    lines = [
+        json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")
+    ]
+    request_id = answer.headers["X-Request-Id"]
+    mine = [line for line in lines if line.get("request_id") == request_id]
+    assert any(line["event"] == "request" and line["status"] == 404 for line in mine)
+    failed = [line for line in lines if line["event"] == "authentication failed"]
+    assert failed
+    assert failed[0]["request_id"] == refused.headers["X-Request-Id"]
+    assert "tsu_secret" not in json.dumps(lines)
