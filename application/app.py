@@ -40,6 +40,7 @@ from domain.organizations import Organization, OrganizationKind
 from domain.participants import Participant
 from domain.programs import Policy, Program, ProgramArea
 from domain.provenance import Provenance
+from domain.recording import recording_clock
 
 V = TypeVar("V", bound=View)
 A = TypeVar("A", bound=Aggregate)
@@ -405,7 +406,8 @@ class Tsunagari(Application[UUID]):
             if replayed is not None:
                 return replayed
         for _ in range(MAX_ATTEMPTS):
-            decision = decide()
+            with recording_clock(self.clock):
+                decision = decide()
             try:
                 with self.storage.atomic():
                     if decision.aggregates:

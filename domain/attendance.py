@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import event
 
 from domain.errors import InvalidValue, NotCheckedIn
 from domain.events import Event
@@ -17,23 +17,24 @@ from domain.generations import BandScheme
 from domain.organizations import clean_name
 from domain.participants import Participant
 from domain.provenance import Provenance
+from domain.recording import RecordedAggregate
 
 ATTENDANCE_NAMESPACE = uuid5(NAMESPACE_URL, "https://tsunagari.invalid/attendance")
 MAX_WALK_INS_PER_BAND = 10_000
 
 
-class Attendance(Aggregate):
+class Attendance(RecordedAggregate):
     """One participant's attendance at one event: checked in, reverted, checked in again."""
 
-    class CheckedIn(Aggregate.Created):
+    class CheckedIn(RecordedAggregate.Created):
         event_id: UUID
         participant_id: UUID
         recorded_by: Provenance
 
-    class CheckedInAgain(Aggregate.Event):
+    class CheckedInAgain(RecordedAggregate.Event):
         recorded_by: Provenance
 
-    class CheckInReverted(Aggregate.Event):
+    class CheckInReverted(RecordedAggregate.Event):
         reason: str
         recorded_by: Provenance
 
@@ -83,19 +84,19 @@ class Attendance(Aggregate):
         self.revert_reason = reason
 
 
-class WalkInTally(Aggregate):
+class WalkInTally(RecordedAggregate):
     """Headcounts by generation band of people who attended without registering.
 
     They count toward total attendances and toward the generations present, never toward
     unique people. Each recording is its own aggregate, so desks never contend.
     """
 
-    class Recorded(Aggregate.Created):
+    class Recorded(RecordedAggregate.Created):
         event_id: UUID
         counts: dict[str, int]
         recorded_by: Provenance
 
-    class Reverted(Aggregate.Event):
+    class Reverted(RecordedAggregate.Event):
         reason: str
         recorded_by: Provenance
 

@@ -6,11 +6,12 @@ from datetime import date, datetime, timedelta, timezone
 from enum import Enum
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import event
 
 from domain.errors import EventNotOpen, EventNotScheduled, InvalidValue
 from domain.organizations import clean_name
 from domain.provenance import Provenance
+from domain.recording import RecordedAggregate
 
 JST = timezone(timedelta(hours=9), "Asia/Tokyo")
 """Japan has kept UTC+9 without daylight saving since 1951: a fixed offset is exact here."""
@@ -41,8 +42,29 @@ def _check_times(starts_at: datetime, ends_at: datetime | None) -> None:
             raise InvalidValue("an event lasts at most 14 days")
 
 
-class Event(Aggregate):
+class Event(RecordedAggregate):
     """One occurrence of a programme, at a time and in a district."""
+
+    class Scheduled(RecordedAggregate.Created):
+        program_id: UUID
+        title: str
+        starts_at: datetime
+        ends_at: datetime | None
+        district_id: str
+        venue: str | None
+        recorded_by: Provenance
+
+    class Rescheduled(RecordedAggregate.Event):
+        starts_at: datetime
+        ends_at: datetime | None
+        recorded_by: Provenance
+
+    class Cancelled(RecordedAggregate.Event):
+        reason: str
+        recorded_by: Provenance
+
+    class Closed(RecordedAggregate.Event):
+        recorded_by: Provenance
 
     @classmethod
     def schedule(
@@ -67,7 +89,7 @@ class Event(Aggregate):
             recorded_by=recorded_by,
         )
 
-    @event("Scheduled")
+    @event(Scheduled)
     def __init__(
         self,
         *,
@@ -114,7 +136,7 @@ class Event(Aggregate):
         _check_times(starts_at, ends_at)
         self._reschedule(starts_at=starts_at, ends_at=ends_at, recorded_by=recorded_by)
 
-    @event("Rescheduled")
+    @event(Rescheduled)
     def _reschedule(
         self, *, starts_at: datetime, ends_at: datetime | None, recorded_by: Provenance
     ) -> None:
@@ -125,7 +147,7 @@ class Event(Aggregate):
         self._ensure_scheduled("cancel")
         self._cancel(reason=clean_name(reason, "reason"), recorded_by=recorded_by)
 
-    @event("Cancelled")
+    @event(Cancelled)
     def _cancel(self, *, reason: str, recorded_by: Provenance) -> None:
         self.status = EventStatus.CANCELLED
         self.cancellation_reason = reason
@@ -134,6 +156,6 @@ class Event(Aggregate):
         self._ensure_scheduled("close")
         self._close(recorded_by=recorded_by)
 
-    @event("Closed")
+    @event(Closed)
     def _close(self, *, recorded_by: Provenance) -> None:
         self.status = EventStatus.CLOSED

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from enum import Enum
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import event
 
 from domain.errors import InvalidValue
 from domain.provenance import Provenance
+from domain.recording import RecordedAggregate
 
 
 class OrganizationKind(Enum):
@@ -51,8 +52,14 @@ def clean_name(name: str, what: str) -> str:
     return cleaned
 
 
-class Organization(Aggregate):
+class Organization(RecordedAggregate):
     """An organisation: 町内会, 地域カフェ, 大学, 区役所..."""
+
+    class Registered(RecordedAggregate.Created):
+        name: str
+        kind: OrganizationKind
+        district_id: str | None
+        recorded_by: Provenance
 
     @classmethod
     def register(
@@ -70,7 +77,7 @@ class Organization(Aggregate):
             recorded_by=recorded_by,
         )
 
-    @event("Registered")
+    @event(Registered)
     def __init__(
         self,
         *,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import date
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import event
 
 from domain.errors import InvalidValue
 from domain.generations import BandScheme, validate_birth_year
 from domain.provenance import Provenance
+from domain.recording import RecordedAggregate
 
 MAX_PERSONAL_FIELD = 200
 
@@ -24,8 +25,17 @@ def _clean_optional(value: str | None, what: str) -> str | None:
     return cleaned
 
 
-class Participant(Aggregate):
+class Participant(RecordedAggregate):
     """A resident who takes part. Band and district are what the indicators use."""
+
+    class Registered(RecordedAggregate.Created):
+        birth_year: int | None
+        band_id: str | None
+        district_id: str
+        name: str | None
+        contact: str | None
+        registered_on: date
+        recorded_by: Provenance
 
     @classmethod
     def register(
@@ -64,7 +74,7 @@ class Participant(Aggregate):
             recorded_by=recorded_by,
         )
 
-    @event("Registered")
+    @event(Registered)
     def __init__(
         self,
         *,

@@ -5,11 +5,12 @@ from __future__ import annotations
 from enum import Enum
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import event
 
 from domain.errors import InvalidValue
 from domain.organizations import clean_name
 from domain.provenance import Provenance
+from domain.recording import RecordedAggregate
 
 
 class Policy(Enum):
@@ -39,8 +40,15 @@ AREA_NAMES: dict[ProgramArea, str] = {
 MAX_HOSTS = 50
 
 
-class Program(Aggregate):
+class Program(RecordedAggregate):
     """A programme hosted by one or more organisations."""
+
+    class Launched(RecordedAggregate.Created):
+        name: str
+        policy: Policy
+        area: ProgramArea
+        host_organization_ids: list[UUID]
+        recorded_by: Provenance
 
     @classmethod
     def launch(
@@ -65,7 +73,7 @@ class Program(Aggregate):
             recorded_by=recorded_by,
         )
 
-    @event("Launched")
+    @event(Launched)
     def __init__(
         self,
         *,
