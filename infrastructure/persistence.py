@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
-from eventsourcing.persistence import ApplicationRecorder
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    ListenNotifySubscription,
+    Subscription,
+)
+from eventsourcing_sqlalchemy.factory import SQLAlchemyFactory
+from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
 from sqlalchemy import (
     Boolean,
     Column,
@@ -27,10 +35,58 @@ from application.ports import Idempotency, StoredOutcome
 from infrastructure.settings import Settings
 
 
+class PollingSubscription(ListenNotifySubscription[ApplicationRecorder]):
+    """The library's pull loop, woken by a timer: SQLite has no LISTEN/NOTIFY.
+
+    Neither eventsourcing's SQLite module nor eventsourcing-sqlalchemy can subscribe on SQLite;
+    this is the smallest addition that lets the library's ApplicationSubscription follow it.
+    """
+
+    def __init__(
+        self,
+        recorder: ApplicationRecorder,
+        gt: int | None = None,
+        topics: Sequence[str] = (),
+        interval: float = 0.05,
+    ) -> None:
+        super().__init__(recorder=recorder, gt=gt, topics=topics)
+        self._interval = interval
+        self._timer = threading.Thread(target=self._wake_periodically, daemon=True)
+        self._timer.start()
+
+    def _wake_periodically(self) -> None:
+        while not self._has_been_stopped:
+            time.sleep(self._interval)
+            self._has_been_notified.set()
+
+    def __exit__(self, *args: object, **kwargs: Any) -> None:
+        try:
+            super().__exit__(*args, **kwargs)
+        finally:
+            self._timer.join()
+
+
+class TsunagariRecorder(SQLAlchemyApplicationRecorder):
+    """eventsourcing-sqlalchemy's recorder, able to subscribe on SQLite too."""
+
+    def subscribe(
+        self, gt: int | None = None, topics: Sequence[str] = ()
+    ) -> Subscription[ApplicationRecorder]:
+        engine = self.datastore.engine
+        if engine is not None and engine.dialect.name == "sqlite":
+            return PollingSubscription(self, gt=gt, topics=topics)
+        subscription: Subscription[ApplicationRecorder] = super().subscribe(gt=gt, topics=topics)
+        return subscription
+
+
+class TsunagariFactory(SQLAlchemyFactory):
+    application_recorder_class = TsunagariRecorder
+
+
 def application_env(settings: Settings) -> dict[str, str]:
     """The eventsourcing environment for these settings."""
     env = {
-        "PERSISTENCE_MODULE": "eventsourcing_sqlalchemy",
+        "PERSISTENCE_MODULE": "infrastructure.persistence:TsunagariFactory",
         "SQLALCHEMY_URL": settings.database_url,
         "AGGREGATE_CACHE_MAXSIZE": str(settings.aggregate_cache_size),
     }
@@ -51,7 +107,9 @@ class Datastore:
         if datastore is None or datastore.engine is None:
             raise TypeError("Tsunagari needs eventsourcing-sqlalchemy's application recorder")
         self._datastore = datastore
+        self.raw: Any = datastore
         self.engine: Engine = datastore.engine
+        self.schema = schema
         self.metadata = MetaData(schema=schema)
 
     def transaction(self, *, commit: bool) -> AbstractContextManager[Any]:

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
     aggregate_cache_size: int = Field(10_000, ge=0)
+    run_projections: bool = Field(
+        True, description="Follow the log with the indicator projections inside `serve`"
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from application.app import Tsunagari, utc_now
+from infrastructure.locks import AdvisoryLock, FileLock
 from infrastructure.persistence import Datastore, open_application
 from infrastructure.settings import Settings
 from infrastructure.tokens import TokenStore
+from projections.follower import Follower, RunnerLock
+from projections.indicators.read_model import IndicatorReadModel
 from projections.roster import Roster
 
 
@@ -20,6 +24,19 @@ class Services:
     datastore: Datastore
     roster: Roster
     tokens: TokenStore
+    indicators: IndicatorReadModel
+
+    def runner_lock(self) -> RunnerLock:
+        """The lock that lets one process, and only one, run the projections."""
+        path = self.settings.sqlite_path()
+        if path is not None:
+            return FileLock(Path(f"{path}.projections.lock"))
+        name = f"tsunagari-projections:{self.settings.database_schema or 'public'}"
+        return AdvisoryLock(self.datastore.engine, name)
+
+    def follower(self) -> Follower:
+        """A follower of the live log for the indicator projections (not started)."""
+        return Follower(self.app, self.indicators, self.runner_lock())
 
     def close(self) -> None:
         self.app.close()
@@ -33,4 +50,5 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utc_no
     tokens = TokenStore(datastore)
     datastore.create_tables()
     app.add_inline_projection(roster)
-    return Services(settings, app, datastore, roster, tokens)
+    indicators = IndicatorReadModel(datastore)
+    return Services(settings, app, datastore, roster, tokens, indicators)

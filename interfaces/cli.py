@@ -1,7 +1,8 @@
-"""The ``tsunagari`` command line: serve, tokens, demo data."""
+"""The ``tsunagari`` command line: serve, tokens, demo data, projections."""
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 from uuid import UUID
 
@@ -24,8 +25,10 @@ token_cli = typer.Typer(help="API tokens: create (shown once), list, revoke.", n
 demo_cli = typer.Typer(
     help="Demo data built from the plan's real programmes.", no_args_is_help=True
 )
+projections_cli = typer.Typer(help="The indicator projections.", no_args_is_help=True)
 cli.add_typer(token_cli, name="token")
 cli.add_typer(demo_cli, name="demo")
+cli.add_typer(projections_cli, name="projections")
 
 
 def _services() -> Services:
@@ -114,6 +117,27 @@ def demo_load(
         f"({summary.cancelled_events} cancelled), {summary.check_ins} check-ins, "
         f"{summary.walk_in_tallies} walk-in tallies: {summary.stored_events} stored events."
     )
+
+
+@projections_cli.command("run")
+def projections_run() -> None:
+    """Follow the log with the indicator projections until interrupted.
+
+    For deployments with several API processes: run this once, and serve with
+    TSUNAGARI_RUN_PROJECTIONS=false. Only one runner works at a time; others stand by.
+    """
+    services = _services()
+    follower = services.follower()
+    follower.start()
+    typer.echo("Following the log; Ctrl-C to stop.")
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        typer.echo("Stopping.")
+    finally:
+        follower.stop()
+        services.close()
 
 
 def main() -> None:

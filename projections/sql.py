@@ -6,10 +6,15 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from sqlalchemy import MetaData
+from sqlalchemy.engine import Engine
 
 
 class SqlDatastore(Protocol):
     metadata: MetaData
+    engine: Engine
+    schema: str | None
+    raw: Any
+    """eventsourcing-sqlalchemy's own datastore, for the library's tracking recorder."""
 
     def transaction(self, *, commit: bool) -> AbstractContextManager[Any]:
         """A transaction; inside another one it joins it."""

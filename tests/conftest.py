@@ -16,7 +16,8 @@ from domain.provenance import Role
 from infrastructure.settings import Settings
 from interfaces.bootstrap import Services, build_services
 from interfaces.http.app import create_app
-from tests.support import NOW, Api, PostgresSchema, postgres_settings
+from projections.follower import Follower
+from tests.support import Api, Clock, PostgresSchema, postgres_settings
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -30,12 +31,28 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setting
 
 
 @pytest.fixture
-def services(settings: Settings) -> Iterator[Services]:
-    built = build_services(settings, clock=lambda: NOW)
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def services(settings: Settings, clock: Clock) -> Iterator[Services]:
+    built = build_services(settings, clock=clock)
     try:
         yield built
     finally:
         built.close()
+
+
+@pytest.fixture
+def follower(services: Services) -> Iterator[Follower]:
+    """The indicator projections following the log, as inside `tsunagari serve`."""
+    running = services.follower()
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
 
 
 @pytest.fixture

@@ -13,12 +13,24 @@ from fastapi.testclient import TestClient
 
 from domain.provenance import Role
 from infrastructure.settings import Settings
+from interfaces.bootstrap import Services
+from projections.follower import Follower
 
 POSTGRES_URL = os.environ.get(
     "TSUNAGARI_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 REQUIRE_POSTGRES = os.environ.get("TSUNAGARI_REQUIRE_POSTGRES") == "1"
 NOW = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)  # 12:00 in Tokyo
+
+
+class Clock:
+    """The application's clock in tests: it stands still until a test moves it."""
+
+    def __init__(self, now: datetime = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
 
 
 def _libpq_url() -> str:
@@ -65,3 +77,9 @@ class Api:
 
     def headers(self, role: Role = Role.ADMIN, **extra: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[role]}", **extra}
+
+
+def settle(services: Services, follower: Follower) -> None:
+    """Wait until the projections have processed everything recorded so far."""
+    head = services.app.recorder.max_notification_id() or 0
+    assert follower.wait_for(head, timeout=10), f"projections did not reach position {head}"

@@ -11,3 +11,5 @@ FRONT_DESK = frozenset({Role.DESK, Role.COORDINATOR, Role.ADMIN})
 """Registering participants, check-ins, corrections, walk-ins; reading personal data."""
 READ_RECORDS = EVERY_ROLE
 """Organisations, programmes, events and attendance lists: no personal data."""
+READ_INDICATORS = frozenset({Role.COORDINATOR, Role.EVALUATOR, Role.AUDITOR, Role.ADMIN})
+"""Outcome indicators: aggregate numbers, no personal data."""

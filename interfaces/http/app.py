@@ -12,7 +12,14 @@ from infrastructure.settings import Settings
 from interfaces.bootstrap import Services, build_services
 from interfaces.http.middleware import RequestBodyMiddleware, RequestContextMiddleware
 from interfaces.http.problems import install_problem_handlers
-from interfaces.http.routes import events, health, organizations, participants, programs
+from interfaces.http.routes import (
+    events,
+    health,
+    indicators,
+    organizations,
+    participants,
+    programs,
+)
 
 DESCRIPTION = """\
 Participation records for Tama Ward's Basic Goal 2, **多世代交流でつながる地域づくり**
@@ -28,6 +35,7 @@ TAGS = [
     {"name": "events", "description": "開催回: occurrences of a programme"},
     {"name": "attendance", "description": "受付: check-ins, corrections and walk-in headcounts"},
     {"name": "participants", "description": "参加者: residents, by generation and district"},
+    {"name": "indicators", "description": "3年後の成果指標: outcome indicators from the log"},
     {"name": "health", "description": "Liveness"},
 ]
 
@@ -45,9 +53,15 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = services is None
         app.state.services = build_services(settings) if own else services
+        follower = None
+        if own and settings.run_projections:
+            follower = app.state.services.follower()
+            follower.start()
         try:
             yield
         finally:
+            if follower is not None:
+                follower.stop()
             if own:
                 app.state.services.close()
 
@@ -60,7 +74,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         generate_unique_id_function=operation_id,
     )
     install_problem_handlers(app)
-    for module in (organizations, programs, events, participants, health):
+    for module in (organizations, programs, events, participants, indicators, health):
         app.include_router(module.router)
     app.include_router(events.attendance)
     app.add_middleware(RequestBodyMiddleware, max_bytes=settings.max_body_bytes)

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+
+from domain.programs import Policy
+from infrastructure.tokens import Principal
+from interfaces.http.access import READ_INDICATORS
+from interfaces.http.deps import Allow, ServicesDep
+from interfaces.http.problems import problem_responses
+from projections.indicators.model import Scope
+
+router = APIRouter(prefix="/indicators", tags=["indicators"])
+Evaluator = Annotated[Principal, Depends(Allow(READ_INDICATORS))]
+
+
+class IndicatorsOut(BaseModel):
+    fiscal_year: int = Field(examples=[2026])
+    label: str = Field(examples=["2026(令和8)年度"])
+    as_of: date | None = Field(description="The day (JST) the answer stands at; null: now")
+    definitions: str = Field(examples=["indicators-v1 (bands-2026.1; small ≤ 30; ties ≥ 2)"])
+    scope: dict[str, str | None]
+    position: int | None = Field(description="Log position the read model had processed")
+    indicators: dict[str, dict[str, Any]] = Field(
+        description="Per indicator id: value, name_ja, name_en and breakdowns",
+        examples=[
+            {
+                "loose_ties": {
+                    "value": 128,
+                    "name_ja": "ゆるやかなつながり",
+                    "name_en": "Loose ties",
+                    "threshold": 2,
+                }
+            }
+        ],
+    )
+
+
+FiscalYear = Annotated[int, Query(ge=1990, le=2100, description="2026 means 2026(令和8)年度")]
+District = Annotated[str | None, Query(max_length=50, description="The event's district")]
+ProgramId = Annotated[UUID | None, Query()]
+PolicyFilter = Annotated[Policy | None, Query(description="2-1 or 2-2")]
+AsOf = Annotated[
+    date | None, Query(description="Answer as if the log ended at the end of this day (JST)")
+]
+
+
+def _scope(
+    services: ServicesDep, district: str | None, program: UUID | None, policy: Policy | None
+) -> Scope:
+    if district is not None:
+        services.app.districts.get(district)
+    return Scope(district, program, policy.value if policy is not None else None)
+
+
+@router.get(
+    "", responses=problem_responses(401, 403, 422), summary="Outcome indicators for a fiscal year"
+)
+def get_indicators(
+    services: ServicesDep,
+    _: Evaluator,
+    fiscal_year: FiscalYear,
+    district: District = None,
+    program_id: ProgramId = None,
+    policy: PolicyFilter = None,
+    as_of: AsOf = None,
+) -> IndicatorsOut:
+    scope = _scope(services, district, program_id, policy)
+    return IndicatorsOut.model_validate(services.indicators.indicators(fiscal_year, scope, as_of))

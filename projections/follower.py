@@ -1,0 +1,143 @@
+"""Runs the indicators' projection on the live log, in a background thread.
+
+Events arrive through the library's ``ApplicationSubscription``: LISTEN/NOTIFY on PostgreSQL,
+a polling subscription on SQLite (``infrastructure.persistence``). The library's own
+ProjectionRunner commits once per event; we drain what has arrived into batches instead, so a
+burst of check-ins costs one transaction and one recomputation per touched fiscal year.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import Any, Protocol
+
+import structlog
+from eventsourcing.application import Application
+from eventsourcing.projection import ApplicationSubscription
+
+from projections.indicators.projection import IndicatorProjection
+from projections.indicators.read_model import IndicatorReadModel
+
+logger = structlog.get_logger("tsunagari.projections")
+
+
+class RunnerLock(Protocol):
+    """Keeps a second runner of the same projection out (the tracking update is not atomic)."""
+
+    def acquire(self, timeout: float) -> bool: ...
+
+    def release(self) -> None: ...
+
+
+class Follower:
+    """Follows the log with the active generation's projection until stopped."""
+
+    def __init__(
+        self,
+        app: Application[Any],
+        read_model: IndicatorReadModel,
+        lock: RunnerLock,
+        *,
+        batch_size: int = 1000,
+        retry_after: float = 1.0,
+    ) -> None:
+        self.app = app
+        self.read_model = read_model
+        self.lock = lock
+        self.batch_size = batch_size
+        self.retry_after = retry_after
+        self.projection: IndicatorProjection | None = None
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="indicator-follower", daemon=True)
+        self._progress = threading.Condition()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        self._thread.join(timeout)
+
+    @property
+    def position(self) -> int | None:
+        projection = self.projection
+        return None if projection is None else projection.position
+
+    def wait_for(self, position: int, timeout: float = 5.0) -> bool:
+        """Block until the projection has processed the given log position."""
+        deadline = time.monotonic() + timeout
+        with self._progress:
+            while (self.position or 0) < position:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._progress.wait(remaining)
+        return True
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            if not self.lock.acquire(timeout=1.0):
+                continue  # another process runs the projections: stand by
+            try:
+                self._follow()
+            except Exception:
+                logger.exception("projection failed; restarting from its last committed position")
+                self._stopping.wait(self.retry_after)
+            finally:
+                self.lock.release()
+
+    def _follow(self) -> None:
+        projection = self.read_model.open_projection()
+        projection.load()
+        self.projection = projection
+        logger.info(
+            "following the log",
+            generation=projection.generation.number,
+            position=projection.position,
+        )
+        arrived: queue.Queue[tuple[Any, int] | BaseException] = queue.Queue(
+            maxsize=10 * self.batch_size
+        )
+        subscription = ApplicationSubscription(self.app, gt=projection.position)
+        reader = threading.Thread(target=_read, args=(subscription, arrived), daemon=True)
+        with subscription:
+            reader.start()
+            try:
+                while not self._stopping.is_set():
+                    batch = _drain(arrived, self.batch_size, timeout=0.2)
+                    if batch:
+                        projection.process(batch)
+                        with self._progress:
+                            self._progress.notify_all()
+                    if self.read_model.active_generation() != projection.generation.number:
+                        logger.info("a replay switched generations: following the new one")
+                        return
+            finally:
+                subscription.stop()
+        reader.join(timeout=5)
+
+
+def _read(subscription: ApplicationSubscription[Any], arrived: queue.Queue[Any]) -> None:
+    try:
+        for domain_event, tracking in subscription:
+            arrived.put((domain_event, tracking.notification_id))
+    except BaseException as error:  # handed to the processing loop, which raises it
+        arrived.put(error)
+
+
+def _drain(arrived: queue.Queue[Any], limit: int, timeout: float) -> list[tuple[Any, int]]:
+    batch: list[tuple[Any, int]] = []
+    try:
+        item = arrived.get(timeout=timeout)
+        while True:
+            if isinstance(item, BaseException):
+                raise item
+            batch.append(item)
+            if len(batch) >= limit:
+                break
+            item = arrived.get_nowait()
+    except queue.Empty:
+        pass
+    return batch

@@ -1,0 +1,1 @@
+"""The plan's outcome indicators, computed only from the log."""

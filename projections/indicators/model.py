@@ -1,0 +1,81 @@
+"""What indicator definitions read: each held event of a fiscal year, summarised once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+
+@dataclass(frozen=True, slots=True)
+class Attendee:
+    participant: int
+    """The participant, interned to a small int so pairs hash fast."""
+    band: str
+    group: str
+
+
+@dataclass(frozen=True, slots=True)
+class HeldEvent:
+    """An event that was held: not cancelled, with at least one counted attendance."""
+
+    event_id: UUID
+    program_id: UUID
+    policy: str
+    district_id: str
+    host_ids: tuple[UUID, ...]
+    attendees: tuple[Attendee, ...]
+    """Registered participants with a counted check-in, band and group at the event's date."""
+    walk_ins: dict[str, int]
+    """Walk-in headcount per band, over tallies that still count."""
+    groups: frozenset[str]
+    """Coarse groups present, registered and walk-in."""
+    small: bool
+    cross_pairs: tuple[tuple[int, int], ...]
+    """Unordered pairs of attendees in different groups (a < b); empty unless small."""
+
+    @property
+    def attendance(self) -> int:
+        return len(self.attendees) + sum(self.walk_ins.values())
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which held events an answer covers: a district (the event's), a programme, a policy."""
+
+    district_id: str | None = None
+    program_id: UUID | None = None
+    policy: str | None = None
+
+    def admits(self, event: HeldEvent) -> bool:
+        return (
+            (self.district_id is None or event.district_id == self.district_id)
+            and (self.program_id is None or event.program_id == self.program_id)
+            and (self.policy is None or event.policy == self.policy)
+        )
+
+    @property
+    def key(self) -> str:
+        parts = [
+            f"district={self.district_id}" if self.district_id else "",
+            f"program={self.program_id}" if self.program_id else "",
+            f"policy={self.policy}" if self.policy else "",
+        ]
+        return "&".join(part for part in parts if part) or "all"
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {
+            "district": self.district_id,
+            "program_id": str(self.program_id) if self.program_id else None,
+            "policy": self.policy,
+        }
+
+
+@dataclass(frozen=True)
+class IndicatorValue:
+    value: int | float
+    breakdowns: dict[str, dict[str, int]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"value": self.value, **self.extra, **self.breakdowns}

@@ -1,0 +1,82 @@
+"""The indicators' read model as the rest of the system sees it: queries and projections."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from domain.events import JST
+from projections.indicators.compute import Summarizer, compute_indicators
+from projections.indicators.model import Scope
+from projections.indicators.parameters import DEFAULT_PARAMETERS, Parameters
+from projections.indicators.projection import IndicatorProjection
+from projections.indicators.store import Control, Generation
+from projections.sql import SqlDatastore
+
+
+def end_of_day(day: date) -> datetime:
+    """The last instant of a day in Asia/Tokyo."""
+    return datetime.combine(day + timedelta(days=1), time(0), JST) - timedelta(microseconds=1)
+
+
+class IndicatorReadModel:
+    def __init__(
+        self, datastore: SqlDatastore, parameters: Parameters = DEFAULT_PARAMETERS
+    ) -> None:
+        self.datastore = datastore
+        self.parameters = parameters
+        self.control = Control(datastore.schema)
+        self.control.create(datastore.engine)
+        self._generations: dict[int, Generation] = {}
+
+    def generation(self, number: int) -> Generation:
+        """A generation's tables, created if they do not exist yet."""
+        generation = self._generations.get(number)
+        if generation is None:
+            generation = Generation(number, self.datastore.schema, self.datastore.raw)
+            generation.create(self.datastore.engine)
+            self._generations[number] = generation
+        return generation
+
+    def active_generation(self) -> int:
+        with self.datastore.transaction(commit=True) as session:
+            active, _ = self.control.read(session)
+        return active
+
+    def open_projection(self) -> IndicatorProjection:
+        """The projection of the active generation (not yet loaded)."""
+        return IndicatorProjection(
+            self.datastore, self.generation(self.active_generation()), self.parameters
+        )
+
+    def position(self) -> int | None:
+        """The log position the active read model has processed."""
+        return self.generation(self.active_generation()).position()
+
+    def indicators(
+        self, fiscal_year: int, scope: Scope, as_of: date | None = None
+    ) -> dict[str, Any]:
+        """Every indicator for a fiscal year and scope, now or as of the end of a day (JST)."""
+        generation = self.generation(self.active_generation())
+        if as_of is None:
+            with self.datastore.transaction(commit=False) as session:
+                stored = generation.read_values(session, fiscal_year, scope.key)
+            if stored is not None:
+                return {**stored[1], "as_of": None, "position": stored[0]}
+        until = end_of_day(as_of) if as_of is not None else None
+        position = generation.position()
+        with self.datastore.transaction(commit=False) as session:
+            facts = generation.load(session, until=until, fiscal_year=fiscal_year)
+        held = Summarizer(facts, self.parameters).held_events(fiscal_year)
+        payload = compute_indicators(held, fiscal_year, scope, self.parameters).as_dict()
+        return {
+            **payload,
+            "as_of": as_of.isoformat() if as_of is not None else None,
+            "position": position,
+        }
+
+    def fiscal_years(self) -> list[int]:
+        """Fiscal years with materialised values, oldest first."""
+        generation = self.generation(self.active_generation())
+        with self.datastore.transaction(commit=False) as session:
+            return generation.materialised_years(session)
