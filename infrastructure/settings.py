@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
     aggregate_cache_size: int = Field(10_000, ge=0)
+    targets_file: Path | None = Field(
+        None, description="Targets (目標値) JSON; default: the packaged placeholder targets"
+    )
     run_projections: bool = Field(
         True, description="Follow the log with the indicator projections inside `serve`"
     )

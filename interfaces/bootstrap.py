@@ -13,6 +13,7 @@ from infrastructure.persistence import Datastore, open_application
 from infrastructure.settings import Settings
 from infrastructure.tokens import TokenStore
 from projections.follower import Follower, RunnerLock
+from projections.indicators.progress import Targets, load_targets
 from projections.indicators.read_model import IndicatorReadModel
 from projections.roster import Roster
 
@@ -25,6 +26,7 @@ class Services:
     roster: Roster
     tokens: TokenStore
     indicators: IndicatorReadModel
+    targets: Targets
 
     def runner_lock(self) -> RunnerLock:
         """The lock that lets one process, and only one, run the projections."""
@@ -51,4 +53,5 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utc_no
     datastore.create_tables()
     app.add_inline_projection(roster)
     indicators = IndicatorReadModel(datastore)
-    return Services(settings, app, datastore, roster, tokens, indicators)
+    targets = load_targets(settings.targets_file)
+    return Services(settings, app, datastore, roster, tokens, indicators, targets)

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import time
+from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 from uuid import UUID
 
 import typer
 import uvicorn
 
+from domain.errors import DomainError
+from domain.programs import Policy
 from domain.provenance import Role
 from infrastructure.logging import configure_logging
 from infrastructure.settings import Settings
 from interfaces.bootstrap import Services, build_services
 from interfaces.demo import DemoPlan, load_demo, plan_size
 from interfaces.http.app import create_app
+from projections.indicators.model import Scope
+from projections.indicators.parameters import DEFAULT_PARAMETERS, load_parameters
+from projections.replay import replay as run_replay
+from projections.whatif import what_if
 
 cli = typer.Typer(
     help="Tsunagari つながり: participation records for Tama Ward's Basic Goal 2.",
@@ -138,6 +147,80 @@ def projections_run() -> None:
     finally:
         follower.stop()
         services.close()
+
+
+@cli.command()
+def replay() -> None:
+    """Rebuild every indicator read model from the whole log, then switch over.
+
+    Queries keep answering from the current read models until the rebuild is complete.
+    A killed replay resumes where it stopped when run again.
+    """
+    services = _services()
+    try:
+        with typer.progressbar(length=1, label="Replaying the log") as bar:
+
+            def set_total(length: int) -> None:
+                bar.length = max(length, 1)
+
+            result = run_replay(
+                services.app, services.indicators, progress=bar.update, total=set_total
+            )
+    finally:
+        services.close()
+    assert result is not None  # noqa: S101 - only tests stop a replay early
+    resumed = f" (resumed from position {result.resumed_from})" if result.resumed_from else ""
+    typer.echo(
+        f"Rebuilt generation {result.generation} from {result.events} events{resumed}; "
+        f"now at log position {result.position}."
+    )
+
+
+@cli.command()
+def indicators(
+    fiscal_year: Annotated[int, typer.Option(min=1990, max=2100, help="2026 = 2026(令和8)年度")],
+    as_of: Annotated[
+        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="As if the log ended that day")
+    ] = None,
+    definitions: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="JSON definition parameters")
+    ] = None,
+    district: Annotated[str | None, typer.Option()] = None,
+    program: Annotated[UUID | None, typer.Option()] = None,
+    policy: Annotated[str | None, typer.Option(help="2-1 or 2-2")] = None,
+) -> None:
+    """Compute the indicators straight from the log, optionally under other definitions.
+
+    The evaluators' what-if: the live read models are not touched.
+    """
+    services = _services()
+    try:
+        parameters = load_parameters(definitions) if definitions else DEFAULT_PARAMETERS
+        if district is not None:
+            services.app.districts.get(district)
+        if policy is not None and policy not in {p.value for p in Policy}:
+            raise typer.BadParameter(f"policy must be 2-1 or 2-2, not {policy!r}")
+        result = what_if(
+            services.app,
+            fiscal_year,
+            parameters,
+            as_of=as_of.date() if as_of else None,
+            scope=Scope(district, program, policy),
+        )
+    except DomainError as error:
+        typer.echo(f"Error: {error}", err=True)
+        raise typer.Exit(2) from error
+    finally:
+        services.close()
+    answer = result.as_dict()
+    typer.echo(f"{answer['label']}  {result.scope.key}  as of {as_of.date() if as_of else 'now'}")
+    typer.echo(f"definitions: {answer['definitions']}")
+    for key, value in answer["indicators"].items():
+        details = {k: v for k, v in value.items() if k not in {"value", "name_ja", "name_en"}}
+        typer.echo(
+            f"  {key:<28} {value['name_ja']:<12} {value['value']!s:>10}"
+            + (f"  {json.dumps(details, ensure_ascii=False)}" if details else "")
+        )
 
 
 def main() -> None:

@@ -113,13 +113,18 @@ class Facts:
             e.originator_id, e.program_id, e.district_id, local_date(e.starts_at), False
         )
 
+    # Events that change a thing need its earlier fact. It is missing only when the log is
+    # read from a cut (an "as of" time): then the change is after the cut too.
+
     @_translate.register
     def _(self, e: Event.Rescheduled) -> Fact | None:
-        return replace(self.events[e.originator_id], local_date=local_date(e.starts_at))
+        event = self.events.get(e.originator_id)
+        return event and replace(event, local_date=local_date(e.starts_at))
 
     @_translate.register
     def _(self, e: Event.Cancelled) -> Fact | None:
-        return replace(self.events[e.originator_id], cancelled=True)
+        event = self.events.get(e.originator_id)
+        return event and replace(event, cancelled=True)
 
     @_translate.register
     def _(self, e: Participant.Registered) -> Fact | None:
@@ -131,11 +136,13 @@ class Facts:
 
     @_translate.register
     def _(self, e: Attendance.CheckedInAgain) -> Fact | None:
-        return replace(self.attendances[e.originator_id], counted=True)
+        attendance = self.attendances.get(e.originator_id)
+        return attendance and replace(attendance, counted=True)
 
     @_translate.register
     def _(self, e: Attendance.CheckInReverted) -> Fact | None:
-        return replace(self.attendances[e.originator_id], counted=False)
+        attendance = self.attendances.get(e.originator_id)
+        return attendance and replace(attendance, counted=False)
 
     @_translate.register
     def _(self, e: WalkInTally.Recorded) -> Fact | None:
@@ -143,7 +150,8 @@ class Facts:
 
     @_translate.register
     def _(self, e: WalkInTally.Reverted) -> Fact | None:
-        return replace(self.walk_ins[e.originator_id], counted=False)
+        tally = self.walk_ins.get(e.originator_id)
+        return tally and replace(tally, counted=False)
 
     # Applying facts ----------------------------------------------------------------------
 

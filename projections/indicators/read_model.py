@@ -9,6 +9,7 @@ from domain.events import JST
 from projections.indicators.compute import Summarizer, compute_indicators
 from projections.indicators.model import Scope
 from projections.indicators.parameters import DEFAULT_PARAMETERS, Parameters
+from projections.indicators.progress import Targets, progress
 from projections.indicators.projection import IndicatorProjection
 from projections.indicators.store import Control, Generation
 from projections.sql import SqlDatastore
@@ -37,6 +38,10 @@ class IndicatorReadModel:
             generation.create(self.datastore.engine)
             self._generations[number] = generation
         return generation
+
+    def forget(self, number: int) -> None:
+        """Stop caching a generation whose tables were dropped."""
+        self._generations.pop(number, None)
 
     def active_generation(self) -> int:
         with self.datastore.transaction(commit=True) as session:
@@ -74,6 +79,14 @@ class IndicatorReadModel:
             "as_of": as_of.isoformat() if as_of is not None else None,
             "position": position,
         }
+
+    def progress(self, targets: Targets, scope: Scope | None = None) -> dict[str, Any]:
+        """Baseline, results per fiscal year with grades, and targets, for a scope."""
+        scope = scope or Scope()
+        results = {year: self.indicators(year, scope)["indicators"] for year in self.fiscal_years()}
+        return {"scope": scope.as_dict(), "definitions": self.parameters.version} | progress(
+            results, targets
+        )
 
     def fiscal_years(self) -> list[int]:
         """Fiscal years with materialised values, oldest first."""

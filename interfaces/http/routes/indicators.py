@@ -71,3 +71,30 @@ def get_indicators(
 ) -> IndicatorsOut:
     scope = _scope(services, district, program_id, policy)
     return IndicatorsOut.model_validate(services.indicators.indicators(fiscal_year, scope, as_of))
+
+
+class ProgressOut(BaseModel):
+    plan: str
+    target_fiscal_year: int = Field(examples=[2026])
+    definitions: str
+    scope: dict[str, str | None]
+    indicators: dict[str, dict[str, Any]] = Field(
+        description="Per indicator id: baseline (初期値), results (実績) per fiscal year with "
+        "grade a (target reached) / b (improved on baseline) / c (not improved), target (目標値)"
+    )
+
+
+@router.get(
+    "/progress",
+    responses=problem_responses(401, 403, 422),
+    summary="Baseline, yearly results with grades, and targets, per indicator",
+)
+def get_progress(
+    services: ServicesDep,
+    _: Evaluator,
+    district: District = None,
+    program_id: ProgramId = None,
+    policy: PolicyFilter = None,
+) -> ProgressOut:
+    scope = _scope(services, district, program_id, policy)
+    return ProgressOut.model_validate(services.indicators.progress(services.targets, scope))

@@ -1,0 +1,90 @@
+"""Rebuilds the indicators' read models from the whole log, beside the live ones.
+
+A replay builds the next generation of tables from scratch, committing facts and tracking
+every page, so a killed replay resumes where it stopped. When it has caught up with the log it
+computes every fiscal year's values and makes its generation the active one in a single
+transaction; until then queries keep answering from the old generation, and afterwards the
+live follower carries on from where the replay stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from eventsourcing.application import Application
+
+from projections.indicators.projection import IndicatorProjection
+from projections.indicators.read_model import IndicatorReadModel
+from projections.indicators.store import Generation
+from projections.log_reader import LogReader
+
+PAGE_SIZE = 5000
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    generation: int
+    resumed_from: int
+    position: int
+    events: int
+
+
+def replay(
+    app: Application[Any],
+    read_model: IndicatorReadModel,
+    *,
+    progress: Callable[[int], None] = lambda n: None,
+    total: Callable[[int], None] = lambda n: None,
+    page_size: int = PAGE_SIZE,
+    stop_after_pages: int | None = None,
+) -> ReplayResult | None:
+    """Rebuild into a fresh generation and switch to it; None when stopped early (tests)."""
+    datastore = read_model.datastore
+    with datastore.transaction(commit=True) as session:
+        active, building = read_model.control.read(session)
+        fresh = building is None
+        if building is None:
+            building = active + 1
+            read_model.control.write(session, active=active, building=building)
+    if fresh:
+        # The generation before the active one is no longer read by anyone: retire it. The
+        # active one stays until the next replay, for queries that were already under way.
+        _drop(read_model, active - 1)
+        _drop(read_model, building)  # leftovers of an abandoned generation must not leak in
+    generation = read_model.generation(building)
+    projection = IndicatorProjection(datastore, generation, read_model.parameters)
+    projection.load()
+    start = projection.position or 0
+    reader = LogReader(app)
+    head = reader.head()
+    total(max(head - start, 0))
+    pages = 0
+    events = 0
+    position = start
+    # The log grows while we read it: go round until a pass finds nothing new.
+    while True:
+        caught_up = True
+        for page in reader.pages(position, page_size=page_size):
+            caught_up = False
+            projection.process(page, materialise=False)
+            events += len(page)
+            progress(page[-1][1] - position)
+            position = page[-1][1]
+            pages += 1
+            if stop_after_pages is not None and pages >= stop_after_pages:
+                return None
+        if caught_up:
+            break
+    projection.materialise_all()
+    with datastore.transaction(commit=True) as session:
+        read_model.control.write(session, active=building, building=None)
+    return ReplayResult(building, start, position, events)
+
+
+def _drop(read_model: IndicatorReadModel, number: int) -> None:
+    if number >= 1:
+        generation: Generation = read_model.generation(number)
+        generation.drop(read_model.datastore.engine)
+        read_model.forget(number)

@@ -1,0 +1,66 @@
+"""The evaluators' what-if: indicators under other definitions, straight from the log.
+
+Nothing is written: the live read models are neither read nor touched.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from eventsourcing.application import Application
+from eventsourcing.utils import get_topic
+
+from domain.attendance import Attendance, WalkInTally
+from domain.events import Event
+from domain.participants import Participant
+from domain.programs import Program
+from projections.indicators.compute import IndicatorSet, Summarizer, compute_indicators
+from projections.indicators.facts import Facts
+from projections.indicators.model import Scope
+from projections.indicators.parameters import Parameters
+from projections.indicators.read_model import end_of_day
+from projections.log_reader import LogReader
+
+FACT_TOPICS = tuple(
+    get_topic(cls)
+    for cls in (
+        Program.Launched,
+        Event.Scheduled,
+        Event.Rescheduled,
+        Event.Cancelled,
+        Participant.Registered,
+        Attendance.CheckedIn,
+        Attendance.CheckedInAgain,
+        Attendance.CheckInReverted,
+        WalkInTally.Recorded,
+        WalkInTally.Reverted,
+    )
+)
+
+
+def facts_from_log(app: Application[Any], *, as_of: date | None = None) -> Facts:
+    """Every fact in the log, or only those recorded by the end of a day (JST)."""
+    until = end_of_day(as_of) if as_of is not None else None
+    facts = Facts()
+    for page in LogReader(app).pages(0, page_size=10_000, topics=FACT_TOPICS):
+        for domain_event, _ in page:
+            if until is not None and domain_event.timestamp > until:
+                continue
+            fact = facts.translate(domain_event)
+            if fact is not None:
+                facts.put(fact)
+    return facts
+
+
+def what_if(
+    app: Application[Any],
+    fiscal_year: int,
+    parameters: Parameters,
+    *,
+    as_of: date | None = None,
+    scope: Scope | None = None,
+) -> IndicatorSet:
+    facts = facts_from_log(app, as_of=as_of)
+    held = Summarizer(facts, parameters).held_events(fiscal_year)
+    return compute_indicators(held, fiscal_year, scope or Scope(), parameters)
