@@ -262,10 +262,19 @@ class Tsunagari(Application[UUID]):
     ) -> Outcome[CheckInView]:
         """Check a participant in; checking in someone already checked in changes nothing."""
 
+        looked = False
+
         def decide() -> Decision[CheckInView]:
+            # Most check-ins are first check-ins: try creating without looking first. If the
+            # attendance exists, the store refuses the duplicate and we look on the next try.
+            nonlocal looked
             event = self._get(Event, event_id, "event")
             participant = self._referenced(Participant, participant_id, "participant")
-            attendance = self._find(Attendance, Attendance.create_id(event_id, participant_id))
+            attendance_id = Attendance.create_id(event_id, participant_id)
+            # A closed event still answers a retried check-in with 200: look before refusing.
+            must_look = looked or not event.takes_attendance
+            attendance = self._find(Attendance, attendance_id) if must_look else None
+            looked = True
             if attendance is None:
                 attendance = Attendance.check_in(
                     event=event, participant=participant, recorded_by=recorded_by
@@ -401,15 +410,16 @@ class Tsunagari(Application[UUID]):
         idempotency: Idempotency | None,
         decide: Callable[[], Decision[V]],
     ) -> Outcome[V]:
-        if idempotency is not None:
-            replayed = self._replay(idempotency, result_type)
-            if replayed is not None:
-                return replayed
         for _ in range(MAX_ATTEMPTS):
-            with recording_clock(self.clock):
-                decision = decide()
             try:
+                # Reads, decision and writes share one transaction: one session, not four.
                 with self.storage.atomic():
+                    if idempotency is not None:
+                        replayed = self._replay(idempotency, result_type)
+                        if replayed is not None:
+                            return replayed
+                    with recording_clock(self.clock):
+                        decision = decide()
                     if decision.aggregates:
                         recordings = self.save(*decision.aggregates)
                         events = [recording.domain_event for recording in recordings]
@@ -424,12 +434,8 @@ class Tsunagari(Application[UUID]):
                         )
             except IntegrityError:
                 # Another writer got there first: the same idempotency key, the same
-                # check-in, or the next version of the same stream. Answer as they did,
-                # or decide again on the state they left.
-                if idempotency is not None:
-                    replayed = self._replay(idempotency, result_type)
-                    if replayed is not None:
-                        return replayed
+                # check-in, or the next version of the same stream. Decide again on the
+                # state they left (or answer as they did).
                 continue
             return Outcome(decision.result, decision.created)
         raise TooMuchContention(

@@ -9,10 +9,12 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import (
     ApplicationRecorder,
     ListenNotifySubscription,
+    StoredEvent,
     Subscription,
 )
 from eventsourcing_sqlalchemy.factory import SQLAlchemyFactory
@@ -67,7 +69,41 @@ class PollingSubscription(ListenNotifySubscription[ApplicationRecorder]):
 
 
 class TsunagariRecorder(SQLAlchemyApplicationRecorder):
-    """eventsourcing-sqlalchemy's recorder, able to subscribe on SQLite too."""
+    """eventsourcing-sqlalchemy's recorder, able to subscribe on SQLite, reading streams faster."""
+
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> list[StoredEvent]:
+        # The same query as the library's, in SQLAlchemy Core rather than the ORM: every
+        # command reads two or three streams, and the ORM's per-row work dominated a check-in.
+        table = self.events_record_cls.__table__
+        version = table.c.originator_version
+        query = select(table.c.originator_version, table.c.topic, table.c.state).where(
+            table.c.originator_id == originator_id
+        )
+        if gt is not None:
+            query = query.where(version > gt)
+        if lte is not None:
+            query = query.where(version <= lte)
+        query = query.order_by(version.desc() if desc else version)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.transaction(commit=False) as session:
+            rows = session.execute(query).all()
+        return [
+            StoredEvent(
+                originator_id=originator_id,
+                originator_version=row.originator_version,
+                topic=row.topic,
+                state=bytes(row.state),
+            )
+            for row in rows
+        ]
 
     def subscribe(
         self, gt: int | None = None, topics: Sequence[str] = ()

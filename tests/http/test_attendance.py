@@ -188,3 +188,20 @@ def test_walk_ins_with_an_unknown_band_or_a_negative_count_are_refused(
     empty = api.client.post(url, json={"counts": {"adult": 0}}, headers=api.headers())
     assert empty.status_code == 422
     assert services.app.recorder.max_notification_id() == before
+
+
+def test_a_check_in_retried_after_the_event_closed_still_answers_200(
+    api: Api, make_ids: IdMaker
+) -> None:
+    ids = make_ids()
+    url = f"/events/{ids['event']}/check-ins"
+    body = {"participant_id": ids["participant0"]}
+    first = api.client.post(url, json=body, headers=api.headers(Role.DESK))
+    api.client.post(f"/events/{ids['event']}/close", headers=api.headers(Role.COORDINATOR))
+    retried = api.client.post(url, json=body, headers=api.headers(Role.DESK))
+    assert (first.status_code, retried.status_code) == (201, 200)
+    assert retried.json() == first.json()
+    newcomer = api.client.post(
+        url, json={"participant_id": ids["participant1"]}, headers=api.headers(Role.DESK)
+    )
+    assert newcomer.status_code == 409
