@@ -44,8 +44,9 @@ BAND_ONLY_RATE = 0.05
 """Share of residents registered with a generation band only, no birth year."""
 REFERENCE_RESIDENTS = 2000
 """Event sizes below are written for this many residents and scaled for other plans."""
-UNITS_PER_MONTH_PER_RESIDENT = 0.4
-"""Progress units for one month of events, per resident (about the commands it takes)."""
+TIMELINE_UNITS_PER_RESIDENT_YEAR = 10
+"""Progress units for the events of one fiscal year, per resident: a check-in takes a few
+times longer than registering a resident (one unit), so the bar moves at a steady pace."""
 
 DISTRICT_IDS = ("noborito", "inada", "suge", "nakanoshima", "ikuta")
 SHORT_NAMES = {
@@ -234,7 +235,8 @@ class Series:
     district: str
     venue: str
     months: tuple[int, ...]
-    week: int
+    week: int | tuple[int, ...]
+    """Which week(s) of the month: 2 is the second ``weekday`` of the month."""
     weekday: int
     start: time
     minutes: int
@@ -276,8 +278,8 @@ def _programs() -> tuple[ProgramSpec, ...]:
         "ikuta": ("生田こども文化センター", "南生田こども文化センター"),
     }
     salon_people = (
-        Segment(0, 3, 5, 10, parent=0.85, regulars=0.6, loyalty=0.65),
-        Segment(60, 82, 1, 3, Pool.VOLUNTEER, regulars=1.0, loyalty=0.85),
+        Segment(0, 3, 6, 12, parent=0.85, regulars=0.6, loyalty=0.7),
+        Segment(60, 82, 2, 4, Pool.VOLUNTEER, regulars=1.0, loyalty=0.85),
         Segment(28, 45, 0, 2, regulars=0.0),
     )
     salons: list[Series] = []
@@ -446,15 +448,15 @@ def _programs() -> tuple[ProgramSpec, ...]:
                     "親子サッカー教室（Anker フロントウン生田）", "ikuta",
                     "Anker フロントウン生田", _FY_MONTHS, 1, SAT, ten, 90,
                     (
-                        Segment(5, 12, 8, 20, parent=0.7, regulars=0.4),
+                        Segment(5, 12, 10, 22, parent=0.7, regulars=0.4),
                         Segment(13, 18, 0, 3, regulars=0.0),
                     ),
                 ),
                 Series(
                     "健康ウォーキング・体操教室（Anker フロントウン生田）", "ikuta",
-                    "Anker フロントウン生田", _FY_MONTHS, 3, WED, ten, 90,
+                    "Anker フロントウン生田", _FY_MONTHS, (1, 3), WED, ten, 90,
                     (
-                        Segment(60, 85, 8, 18, regulars=0.6),
+                        Segment(60, 85, 10, 20, regulars=0.6),
                         Segment(40, 59, 2, 5, regulars=0.2),
                     ),
                 ),
@@ -484,7 +486,7 @@ def _programs() -> tuple[ProgramSpec, ...]:
             (
                 Series(
                     "多世代ふれあいスポーツ教室（卓球・ボッチャ）", "suge",
-                    "川崎市多摩スポーツセンター", _FY_MONTHS, 4, SAT, time(13, 0), 120,
+                    "川崎市多摩スポーツセンター", _FY_MONTHS, (2, 4), SAT, time(13, 0), 120,
                     (
                         Segment(6, 12, 2, 6, parent=0.4, regulars=0.3),
                         Segment(19, 64, 3, 8, regulars=0.3),
@@ -535,9 +537,9 @@ def _programs() -> tuple[ProgramSpec, ...]:
             (
                 Series(
                     "生田地区 多世代交流サロン", "ikuta", "生田地区コミュニティ拠点",
-                    _FY_MONTHS, 2, FRI, time(13, 30), 120,
+                    _FY_MONTHS, (2, 4), FRI, time(13, 30), 120,
                     (
-                        Segment(65, 92, 6, 12, regulars=0.7),
+                        Segment(65, 92, 8, 15, regulars=0.7),
                         Segment(30, 64, 1, 4, regulars=0.3),
                         Segment(3, 12, 2, 5, parent=0.5, regulars=0.2),
                     ),
@@ -728,8 +730,8 @@ class PlannedEvent:
     ends_at: datetime
     district: str
     venue: str
-    open: bool
-    """Upcoming: scheduled only, left open."""
+    upcoming: bool
+    """On or after today: scheduled only, left open, no attendance."""
     cancel_reason: str | None = None
     attendees: list[int] = field(default_factory=list)
     reverts: list[tuple[int, str]] = field(default_factory=list)
@@ -737,7 +739,7 @@ class PlannedEvent:
 
     @property
     def commands(self) -> int:
-        if self.open:
+        if self.upcoming:
             return 1
         if self.cancel_reason is not None:
             return 2
@@ -789,9 +791,18 @@ class Simulation:
         for spec in PROGRAMS:
             for series_index, series in enumerate(spec.series):
                 for fiscal_year in range(first_year, fiscal_year_of(last_day) + 1):
-                    for number, month in enumerate(series.months):
-                        year = fiscal_year if month >= 4 else fiscal_year + 1
-                        day = _nth_weekday(year, month, series.week, series.weekday)
+                    weeks = (series.week,) if isinstance(series.week, int) else series.week
+                    dates = [
+                        _nth_weekday(
+                            fiscal_year if month >= 4 else fiscal_year + 1,
+                            month,
+                            week,
+                            series.weekday,
+                        )
+                        for month in series.months
+                        for week in weeks
+                    ]
+                    for number, day in enumerate(dates):
                         if day > last_day:
                             continue
                         starts_at = datetime.combine(day, series.start, tzinfo=JST)
@@ -813,9 +824,9 @@ class Simulation:
             ends_at=starts_at + timedelta(minutes=series.minutes),
             district=series.district,
             venue=series.venue,
-            open=day >= self.today,
+            upcoming=day >= self.today,
         )
-        if event.open:
+        if event.upcoming:
             return event
         if self.rng.random() < CANCEL_RATE:
             reasons = CANCEL_REASONS_BY_MONTH.get(day.month, ()) + CANCEL_REASONS
@@ -932,11 +943,21 @@ class _Chunks:
         self.pending = 0
 
     def tick(self) -> None:
+        """One more command done: commit the chunk when it is full and start the next."""
         self.pending += 1
         if self.pending >= self.size:
-            assert self.transaction is not None  # noqa: S101 - opened in __enter__
-            self.transaction.__exit__(None, None, None)
+            self._end(None, None, None)
             self._begin()
+
+    def _end(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        transaction, self.transaction = self.transaction, None
+        if transaction is not None:
+            transaction.__exit__(exc_type, exc, traceback)
 
     def __exit__(
         self,
@@ -944,9 +965,7 @@ class _Chunks:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        assert self.transaction is not None  # noqa: S101 - opened in __enter__
-        transaction, self.transaction = self.transaction, None
-        transaction.__exit__(exc_type, exc, traceback)
+        self._end(exc_type, exc, traceback)
 
 
 class _Progress:
@@ -978,23 +997,17 @@ class _Progress:
             self.report(units)
 
 
-def _month_units(plan: DemoPlan) -> int:
-    return max(1, round(plan.residents * UNITS_PER_MONTH_PER_RESIDENT))
+def _timeline_units(plan: DemoPlan) -> int:
+    return plan.residents * plan.fiscal_years * TIMELINE_UNITS_PER_RESIDENT_YEAR
 
 
 def plan_size(plan: DemoPlan) -> int:
     """How many progress units :func:`load_demo` reports in all, whatever ``today`` is.
 
-    One per organisation, programme and resident, a fixed budget per month of the fiscal
-    years (spread over that month's commands) and one for the upcoming events.
+    One per organisation, programme and resident, then a budget for the events, which
+    depends on the plan only, spread evenly over their commands.
     """
-    return (
-        len(ORGANIZATIONS)
-        + len(PROGRAMS)
-        + plan.residents
-        + plan.fiscal_years * 12 * _month_units(plan)
-        + 1
-    )
+    return len(ORGANIZATIONS) + len(PROGRAMS) + plan.residents + _timeline_units(plan)
 
 
 def load_demo(
@@ -1009,6 +1022,9 @@ def load_demo(
     ``today`` decides the fiscal years covered and which events are past (held, closed) or
     upcoming (open); it must not be after the application's own today, since residents are
     registered on the application's date and none may be born after it.
+
+    Commands are committed in chunks of :data:`CHUNK_SIZE`: if one fails, the chunks before it
+    stay recorded (the log is append-only) and the error is raised.
     """
     missing = [d for d in DISTRICT_IDS if d not in app.districts.ids]
     if missing:
@@ -1018,29 +1034,62 @@ def load_demo(
     rng = random.Random(plan.seed)  # noqa: S311 - reproducible demo data, not secrets
     simulation = Simulation(rng, plan, today, lambda age: app.bands.band_for_age(age).id)
     planned = simulation.events()
-    recorder = _Recorder(app, plan, _Progress(progress))
-    with _Chunks(app, CHUNK_SIZE) as chunks:
-        recorder.chunks = chunks
-        organizations = recorder.organizations()
-        recorder.programs(organizations)
-        recorder.residents(simulation.residents, today)
-        recorder.timeline(planned, today)
+    first_year = fiscal_year_of(today) - plan.fiscal_years + 1
+    clock = _SimulatedClock(
+        start=datetime.combine(date(first_year, 3, 1), time(9), tzinfo=JST), end=app.clock()
+    )
+    real_clock, app.clock = app.clock, clock
+    try:
+        with _Chunks(app, CHUNK_SIZE) as chunks:
+            recorder = _Recorder(app, plan, chunks, _Progress(progress), clock)
+            organizations = recorder.organizations()
+            recorder.programs(organizations)
+            recorder.residents(simulation.residents, today)
+            recorder.timeline(planned)
+            recorder.remaining_residents()
+    finally:
+        app.clock = real_clock
     if recorder.progress.total != plan_size(plan):  # pragma: no cover - a bug in this module
         raise AssertionError(f"reported {recorder.progress.total} of {plan_size(plan)} units")
     return recorder.summary()
 
 
+class _SimulatedClock:
+    """Records each demo fact at a plausible moment (a check-in when the event starts...),
+    never going back in time nor past the real present, so "as of" questions make sense."""
+
+    def __init__(self, start: datetime, end: datetime) -> None:
+        self.now = min(start, end)
+        self.end = end
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance_to(self, moment: datetime) -> None:
+        self.now = min(max(self.now + timedelta(microseconds=1), moment), self.end)
+
+
 class _Recorder:
     """Sends the simulated data through the application's commands and counts what it stored."""
 
-    def __init__(self, app: Tsunagari, plan: DemoPlan, progress: _Progress) -> None:
+    def __init__(
+        self,
+        app: Tsunagari,
+        plan: DemoPlan,
+        chunks: _Chunks,
+        progress: _Progress,
+        clock: _SimulatedClock,
+    ) -> None:
         self.app = app
         self.plan = plan
+        self.chunks = chunks
         self.progress = progress
-        self.chunks: _Chunks | None = None
+        self.clock = clock
         self.requests = 0
         self.program_ids: dict[str, UUID] = {}
-        self.participant_ids: list[UUID] = []
+        self.residents_to_register: list[Resident] = []
+        self.today = clock.end.astimezone(JST).date()
+        self.registered: dict[int, UUID] = {}
         self.counts = dict.fromkeys(
             (
                 "organizations",
@@ -1071,7 +1120,6 @@ class _Recorder:
         self.stored += 1
         if what is not None:
             self.counts[what] += 1
-        assert self.chunks is not None  # noqa: S101 - set by load_demo
         self.chunks.tick()
 
     def organizations(self) -> dict[str, UUID]:
@@ -1102,46 +1150,48 @@ class _Recorder:
             self.progress.add(1)
 
     def residents(self, residents: list[Resident], today: date) -> None:
-        bands = self.app.bands
-        for resident in residents:
-            band_id = None
-            birth_year: int | None = resident.birth_year
-            if resident.band_only:
-                band_id = bands.band_for_age(resident.age_on(today)).id
-                birth_year = None
-            outcome = self.app.register_participant(
-                birth_year=birth_year,
-                band_id=band_id,
-                district_id=resident.district,
-                recorded_by=self._by(resident.district),
-            )
-            self.participant_ids.append(outcome.result.id)
-            self._stored("participants")
-            self.progress.add(1)
+        """Residents register at the desk of their first event (or at the end, if none)."""
+        self.residents_to_register = residents
+        self.today = today
 
-    def timeline(self, planned: list[PlannedEvent], today: date) -> None:
-        first_year = fiscal_year_of(today) - self.plan.fiscal_years + 1
-        months: dict[tuple[int, int], list[PlannedEvent]] = {}
-        for fiscal_year in range(first_year, first_year + self.plan.fiscal_years):
-            for month in _FY_MONTHS:
-                months[(fiscal_year if month >= 4 else fiscal_year + 1, month)] = []
-        upcoming: list[PlannedEvent] = []
+    def participant(self, index: int) -> UUID:
+        """The resident's participant id, registering them now if they are new."""
+        known = self.registered.get(index)
+        if known is not None:
+            return known
+        resident = self.residents_to_register[index]
+        band_id = None
+        birth_year: int | None = resident.birth_year
+        if resident.band_only:
+            band_id = self.app.bands.band_for_age(resident.age_on(self.today)).id
+            birth_year = None
+        outcome = self.app.register_participant(
+            birth_year=birth_year,
+            band_id=band_id,
+            district_id=resident.district,
+            recorded_by=self._by(resident.district),
+        )
+        self.registered[index] = outcome.result.id
+        self._stored("participants")
+        self.progress.add(1)
+        return outcome.result.id
+
+    def remaining_residents(self) -> None:
+        self.clock.advance_to(self.clock.end)
+        for index in range(len(self.residents_to_register)):
+            self.participant(index)
+
+    def timeline(self, planned: list[PlannedEvent]) -> None:
+        """Every event in date order: scheduled, attended, then closed or cancelled."""
+        commands = sum(event.commands for event in planned)
+        step = self.progress.spread(_timeline_units(self.plan), commands)
         for event in planned:
-            day = event.starts_at.date()
-            bucket = upcoming if event.open else months[(day.year, day.month)]
-            bucket.append(event)
-        for events in months.values():
-            self._record(events, _month_units(self.plan))
-        self._record(upcoming, 1)
-
-    def _record(self, events: list[PlannedEvent], units: int) -> None:
-        step = self.progress.spread(units, sum(event.commands for event in events))
-        for event in events:
             self._event(event, step)
 
     def _event(self, planned: PlannedEvent, step: Callable[[], None]) -> None:
         app = self.app
         district = planned.district
+        self.clock.advance_to(planned.starts_at - timedelta(days=14))
         event_id = app.schedule_event(
             program_id=self.program_ids[planned.program],
             title=planned.title,
@@ -1153,27 +1203,32 @@ class _Recorder:
         ).result.id
         self._stored("events")
         step()
-        if planned.open:
+        if planned.upcoming:
             return
         if planned.cancel_reason is not None:
+            self.clock.advance_to(planned.starts_at - timedelta(hours=3))
             app.cancel_event(event_id, reason=planned.cancel_reason, recorded_by=self._by(district))
             self._stored("cancelled_events")
             step()
             return
+        self.clock.advance_to(planned.starts_at - timedelta(minutes=10))
         for attendee in planned.attendees:
+            participant_id = self.participant(attendee)
+            self.clock.advance_to(self.clock.now + timedelta(seconds=20))
             outcome = app.check_in(
                 event_id,
-                participant_id=self.participant_ids[attendee],
+                participant_id=participant_id,
                 recorded_by=self._by(district),
             )
             if not outcome.created:  # pragma: no cover - the simulation checks in once
                 raise AssertionError(f"resident {attendee} was already checked in")
             self._stored("check_ins")
             step()
+        self.clock.advance_to(planned.ends_at - timedelta(minutes=15))
         for attendee, reason in planned.reverts:
             app.revert_check_in(
                 event_id,
-                self.participant_ids[attendee],
+                self.registered[attendee],
                 reason=reason,
                 recorded_by=self._by(district),
             )
@@ -1183,6 +1238,7 @@ class _Recorder:
             app.record_walk_ins(event_id, counts=counts, recorded_by=self._by(district))
             self._stored("walk_in_tallies")
             step()
+        self.clock.advance_to(planned.ends_at + timedelta(minutes=10))
         app.close_event(event_id, recorded_by=self._by(district))
         self._stored()
         step()
