@@ -1,6 +1,6 @@
 """Runs the indicators' projection on the live log, in a background thread.
 
-Events arrive through the library's ``ApplicationSubscription``: LISTEN/NOTIFY on PostgreSQL,
+Events arrive through the library's recorder subscription: LISTEN/NOTIFY on PostgreSQL,
 a polling subscription on SQLite (``infrastructure.persistence``). The library's own
 ProjectionRunner commits once per event; we drain what has arrived into batches instead, so a
 burst of check-ins costs one transaction and one recomputation per touched fiscal year.
@@ -15,8 +15,9 @@ from typing import Any, Protocol
 
 import structlog
 from eventsourcing.application import Application
-from eventsourcing.projection import ApplicationSubscription
+from eventsourcing.persistence import Subscription
 
+from projections.indicators.facts import StoredRow, hex_id
 from projections.indicators.projection import IndicatorProjection
 from projections.indicators.read_model import IndicatorReadModel
 
@@ -97,10 +98,9 @@ class Follower:
             generation=projection.generation.number,
             position=projection.position,
         )
-        arrived: queue.Queue[tuple[Any, int] | BaseException] = queue.Queue(
-            maxsize=10 * self.batch_size
-        )
-        subscription = ApplicationSubscription(self.app, gt=projection.position)
+        arrived: queue.Queue[StoredRow | BaseException] = queue.Queue(maxsize=10 * self.batch_size)
+        # The library's subscription to the recorder: stored rows, read as facts directly.
+        subscription = self.app.recorder.subscribe(gt=projection.position)
         reader = threading.Thread(target=_read, args=(subscription, arrived), daemon=True)
         with subscription:
             reader.start()
@@ -119,16 +119,23 @@ class Follower:
         reader.join(timeout=5)
 
 
-def _read(subscription: ApplicationSubscription[Any], arrived: queue.Queue[Any]) -> None:
+def _read(subscription: Subscription[Any], arrived: queue.Queue[Any]) -> None:
     try:
-        for domain_event, tracking in subscription:
-            arrived.put((domain_event, tracking.notification_id))
+        for notification in subscription:
+            arrived.put(
+                StoredRow(
+                    notification.id,
+                    hex_id(notification.originator_id),
+                    notification.topic,
+                    notification.state,
+                )
+            )
     except BaseException as error:  # handed to the processing loop, which raises it
         arrived.put(error)
 
 
-def _drain(arrived: queue.Queue[Any], limit: int, timeout: float) -> list[tuple[Any, int]]:
-    batch: list[tuple[Any, int]] = []
+def _drain(arrived: queue.Queue[Any], limit: int, timeout: float) -> list[StoredRow]:
+    batch: list[StoredRow] = []
     try:
         item = arrived.get(timeout=timeout)
         while True:

@@ -20,7 +20,7 @@ from projections.indicators.read_model import IndicatorReadModel
 from projections.indicators.store import Generation
 from projections.log_reader import LogReader
 
-PAGE_SIZE = 5000
+PAGE_SIZE = 20_000
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class ReplayResult:
     resumed_from: int
     position: int
     events: int
+    """Stored events that carried facts (the others were skipped unread)."""
 
 
 def replay(
@@ -66,12 +67,12 @@ def replay(
     # The log grows while we read it: go round until a pass finds nothing new.
     while True:
         caught_up = True
-        for page in reader.pages(position, page_size=page_size):
+        for rows, through in reader.pages(position, page_size=page_size):
             caught_up = False
-            projection.process(page, materialise=False)
-            events += len(page)
-            progress(page[-1][1] - position)
-            position = page[-1][1]
+            projection.process(rows, through=through, materialise=False)
+            events += len(rows)
+            progress(through - position)
+            position = through
             pages += 1
             if stop_after_pages is not None and pages >= stop_after_pages:
                 return None

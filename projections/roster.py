@@ -23,11 +23,11 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     insert,
     select,
     update,
 )
-from sqlalchemy.orm import Session
 
 from domain.attendance import Attendance, WalkInTally
 from projections.sql import SqlDatastore
@@ -82,70 +82,94 @@ class Roster:
             Column("revert_reason", Text),
         )
 
-    def process(self, events: Sequence[DomainEventProtocol[Any]]) -> None:
-        with self.datastore.transaction(commit=True) as session:
-            for domain_event in events:
-                self._apply(domain_event, session)
-
-    @singledispatchmethod
-    def _apply(self, domain_event: object, session: Session) -> None:
-        """Events of other aggregates do not change the roster."""
-
-    @_apply.register
-    def _(self, domain_event: Attendance.CheckedIn, session: Session) -> None:
-        session.execute(
-            insert(self.check_ins).values(
-                event_id=str(domain_event.event_id),
-                participant_id=str(domain_event.participant_id),
-                attendance_id=str(domain_event.originator_id),
-                counted=True,
-                recorded_at=domain_event.timestamp,
-            )
-        )
-
-    @_apply.register
-    def _(self, domain_event: Attendance.CheckedInAgain, session: Session) -> None:
-        self._set_counted(session, domain_event, counted=True, reason=None)
-
-    @_apply.register
-    def _(self, domain_event: Attendance.CheckInReverted, session: Session) -> None:
-        reason: str = domain_event.reason
-        self._set_counted(session, domain_event, counted=False, reason=reason)
-
-    @_apply.register
-    def _(self, domain_event: WalkInTally.Recorded, session: Session) -> None:
-        counts: dict[str, int] = domain_event.counts
-        session.execute(
-            insert(self.walk_ins).values(
-                tally_id=str(domain_event.originator_id),
-                event_id=str(domain_event.event_id),
-                counts=json.dumps(counts, sort_keys=True),
-                total=sum(counts.values()),
-                counted=True,
-                recorded_at=domain_event.timestamp,
-            )
-        )
-
-    @_apply.register
-    def _(self, domain_event: WalkInTally.Reverted, session: Session) -> None:
-        session.execute(
-            update(self.walk_ins)
-            .where(self.walk_ins.c.tally_id == str(domain_event.originator_id))
+        # Statements built once and run with many rows: building one per row cost more than
+        # the rest of a bulk import together.
+        self._statements = {
+            "check_in": insert(self.check_ins),
+            "set_counted": update(self.check_ins)
+            .where(self.check_ins.c.attendance_id == bindparam("key"))
+            .values(
+                counted=bindparam("counted"),
+                recorded_at=bindparam("recorded_at"),
+                revert_reason=bindparam("revert_reason"),
+            ),
+            "walk_ins": insert(self.walk_ins),
+            "revert_walk_ins": update(self.walk_ins)
+            .where(self.walk_ins.c.tally_id == bindparam("key"))
             .values(
                 counted=False,
-                recorded_at=domain_event.timestamp,
-                revert_reason=domain_event.reason,
-            )
-        )
+                recorded_at=bindparam("recorded_at"),
+                revert_reason=bindparam("revert_reason"),
+            ),
+        }
 
-    def _set_counted(
-        self, session: Session, domain_event: Any, *, counted: bool, reason: str | None
-    ) -> None:
-        session.execute(
-            update(self.check_ins)
-            .where(self.check_ins.c.attendance_id == str(domain_event.originator_id))
-            .values(counted=counted, recorded_at=domain_event.timestamp, revert_reason=reason)
-        )
+    def process(self, events: Sequence[DomainEventProtocol[Any]]) -> None:
+        rows: dict[str, list[dict[str, Any]]] = {}
+        for domain_event in events:
+            change = self._change(domain_event)
+            if change is not None:
+                rows.setdefault(change[0], []).append(change[1])
+        if not rows:
+            return
+        with self.datastore.transaction(commit=True) as session:
+            # Inserts before updates: a batch may check someone in and revert it.
+            for name in ("check_in", "walk_ins", "set_counted", "revert_walk_ins"):
+                if name in rows:
+                    session.execute(self._statements[name], rows[name])
+
+    @singledispatchmethod
+    def _change(self, domain_event: object) -> tuple[str, dict[str, Any]] | None:
+        """Events of other aggregates do not change the roster."""
+        return None
+
+    @_change.register
+    def _(self, e: Attendance.CheckedIn) -> tuple[str, dict[str, Any]] | None:
+        return "check_in", {
+            "event_id": str(e.event_id),
+            "participant_id": str(e.participant_id),
+            "attendance_id": str(e.originator_id),
+            "counted": True,
+            "recorded_at": e.timestamp,
+            "revert_reason": None,
+        }
+
+    @_change.register
+    def _(self, e: Attendance.CheckedInAgain) -> tuple[str, dict[str, Any]] | None:
+        return "set_counted", {
+            "key": str(e.originator_id),
+            "counted": True,
+            "recorded_at": e.timestamp,
+            "revert_reason": None,
+        }
+
+    @_change.register
+    def _(self, e: Attendance.CheckInReverted) -> tuple[str, dict[str, Any]] | None:
+        return "set_counted", {
+            "key": str(e.originator_id),
+            "counted": False,
+            "recorded_at": e.timestamp,
+            "revert_reason": e.reason,
+        }
+
+    @_change.register
+    def _(self, e: WalkInTally.Recorded) -> tuple[str, dict[str, Any]] | None:
+        return "walk_ins", {
+            "tally_id": str(e.originator_id),
+            "event_id": str(e.event_id),
+            "counts": json.dumps(e.counts, sort_keys=True),
+            "total": sum(e.counts.values()),
+            "counted": True,
+            "recorded_at": e.timestamp,
+            "revert_reason": None,
+        }
+
+    @_change.register
+    def _(self, e: WalkInTally.Reverted) -> tuple[str, dict[str, Any]] | None:
+        return "revert_walk_ins", {
+            "key": str(e.originator_id),
+            "recorded_at": e.timestamp,
+            "revert_reason": e.reason,
+        }
 
     # Queries ---------------------------------------------------------------------------
 

@@ -9,47 +9,22 @@ from datetime import date
 from typing import Any
 
 from eventsourcing.application import Application
-from eventsourcing.utils import get_topic
 
-from domain.attendance import Attendance, WalkInTally
-from domain.events import Event
-from domain.participants import Participant
-from domain.programs import Program
 from projections.indicators.compute import IndicatorSet, Summarizer, compute_indicators
-from projections.indicators.facts import Facts
+from projections.indicators.facts import Facts, epoch_us
 from projections.indicators.model import Scope
 from projections.indicators.parameters import Parameters
 from projections.indicators.read_model import end_of_day
 from projections.log_reader import LogReader
 
-FACT_TOPICS = tuple(
-    get_topic(cls)
-    for cls in (
-        Program.Launched,
-        Event.Scheduled,
-        Event.Rescheduled,
-        Event.Cancelled,
-        Participant.Registered,
-        Attendance.CheckedIn,
-        Attendance.CheckedInAgain,
-        Attendance.CheckInReverted,
-        WalkInTally.Recorded,
-        WalkInTally.Reverted,
-    )
-)
-
 
 def facts_from_log(app: Application[Any], *, as_of: date | None = None) -> Facts:
     """Every fact in the log, or only those recorded by the end of a day (JST)."""
-    until = end_of_day(as_of) if as_of is not None else None
+    until_us = epoch_us(end_of_day(as_of)) if as_of is not None else None
     facts = Facts()
-    for page in LogReader(app).pages(0, page_size=10_000, topics=FACT_TOPICS):
-        for domain_event, _ in page:
-            if until is not None and domain_event.timestamp > until:
-                continue
-            fact = facts.translate(domain_event)
-            if fact is not None:
-                facts.put(fact)
+    for rows, _ in LogReader(app).pages(0):
+        for row in rows:
+            facts.read(row, until_us=until_us)
     return facts
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
 
 from domain.fiscal import fiscal_year_label
 from domain.generations import DEFAULT_BANDS, Band
@@ -46,8 +45,8 @@ class Summarizer:
     def __init__(self, facts: Facts, parameters: Parameters) -> None:
         self.facts = facts
         self.parameters = parameters
-        self._cache: dict[UUID, tuple[int, HeldEvent | None]] = {}
-        self._ids: dict[UUID, int] = {}
+        self._cache: dict[str, tuple[int, HeldEvent | None]] = {}
+        self._ids: dict[str, int] = {}
         self._bands: dict[str, Band] = {}
 
     def held_events(self, fiscal_year: int) -> list[HeldEvent]:
@@ -59,7 +58,7 @@ class Summarizer:
                 held.append(summary)
         return held
 
-    def summary(self, event_id: UUID) -> HeldEvent | None:
+    def summary(self, event_id: str) -> HeldEvent | None:
         revision = self.facts.revisions[event_id]
         cached = self._cache.get(event_id)
         if cached is not None and cached[0] == revision:
@@ -83,7 +82,7 @@ class Summarizer:
             self._bands[band_id] = band
         return band
 
-    def _summarise(self, event_id: UUID) -> HeldEvent | None:
+    def _summarise(self, event_id: str) -> HeldEvent | None:
         facts = self.facts
         event = facts.events[event_id]
         if event.cancelled:

@@ -1,21 +1,28 @@
-"""The facts indicators are made of, distilled from domain events, kept in memory.
+"""The facts indicators are made of, read straight from stored events, kept in memory.
 
 Each fact is the whole current state of one thing (an event, a check-in, a tally...) after a
 change. Stored with its log position and recording time, the facts' history answers "as of"
 questions; the latest fact of each thing is the present.
+
+Stored events are read as the JSON the library's transcoder wrote, without rebuilding domain
+event objects: a rebuild reads millions of them, and turning each into objects and back cost
+ten times more than the indicators need. Ids stay 32-digit hex strings, as stored.
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from functools import singledispatchmethod
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.utils import get_topic
+
 from domain.attendance import Attendance, WalkInTally
-from domain.events import Event, local_date
+from domain.events import JST, Event
 from domain.fiscal import fiscal_year_of
 from domain.participants import Participant
 from domain.programs import Program
@@ -23,15 +30,15 @@ from domain.programs import Program
 
 @dataclass(frozen=True, slots=True)
 class ProgramFact:
-    program_id: UUID
+    program_id: str
     policy: str
-    host_ids: tuple[UUID, ...]
+    host_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class EventFact:
-    event_id: UUID
-    program_id: UUID
+    event_id: str
+    program_id: str
     district_id: str
     local_date: date
     cancelled: bool
@@ -43,23 +50,23 @@ class EventFact:
 
 @dataclass(frozen=True, slots=True)
 class ParticipantFact:
-    participant_id: UUID
+    participant_id: str
     birth_year: int | None
     band_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
 class AttendanceFact:
-    attendance_id: UUID
-    event_id: UUID
-    participant_id: UUID
+    attendance_id: str
+    event_id: str
+    participant_id: str
     counted: bool
 
 
 @dataclass(frozen=True, slots=True)
 class WalkInFact:
-    tally_id: UUID
-    event_id: UUID
+    tally_id: str
+    event_id: str
     counts: tuple[tuple[str, int], ...]
     counted: bool
 
@@ -69,91 +76,153 @@ Fact = ProgramFact | EventFact | ParticipantFact | AttendanceFact | WalkInFact
 
 @dataclass(frozen=True, slots=True)
 class Recorded:
-    """A fact with where it stands in the log."""
+    """A fact with where it stands in the log: position, and recording time (µs since epoch)."""
 
     position: int
-    recorded_at: datetime
+    recorded_us: int
     fact: Fact
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRow:
+    """One row of the event log, as stored."""
+
+    position: int
+    originator_id: str
+    topic: str
+    state: bytes
+
+
+def hex_id(value: Any) -> str:
+    """A stored originator id (16 bytes on SQLite, a UUID on PostgreSQL) as 32 hex digits."""
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, UUID):
+        return value.hex
+    return UUID(str(value)).hex
+
+
+def epoch_us(moment: datetime) -> int:
+    """Microseconds since the Unix epoch: exact, and comparable whatever the stored offset."""
+    return round(moment.timestamp() * 1_000_000)
+
+
+def _timestamp(state: dict[str, Any]) -> int:
+    return epoch_us(datetime.fromisoformat(state["timestamp"]["_data_"]))
+
+
+def _local_date(value: dict[str, Any]) -> date:
+    return datetime.fromisoformat(value["_data_"]).astimezone(JST).date()
+
+
+Translate = Callable[["Facts", str, dict[str, Any]], "Fact | None"]
+
+
+def _program_launched(facts: Facts, oid: str, s: dict[str, Any]) -> Fact | None:
+    hosts = tuple(host["_data_"] for host in s["host_organization_ids"])
+    return ProgramFact(oid, s["policy"]["_data_"], hosts)
+
+
+def _event_scheduled(facts: Facts, oid: str, s: dict[str, Any]) -> Fact | None:
+    return EventFact(
+        oid, s["program_id"]["_data_"], s["district_id"], _local_date(s["starts_at"]), False
+    )
+
+
+# Changes need the thing's earlier fact. It is missing only when the log is read from a cut
+# (an "as of" time) that falls between the two: then the change is past the cut too.
+
+
+def _event_rescheduled(facts: Facts, oid: str, s: dict[str, Any]) -> Fact | None:
+    event = facts.events.get(oid)
+    return event and replace(event, local_date=_local_date(s["starts_at"]))
+
+
+def _event_cancelled(facts: Facts, oid: str, s: dict[str, Any]) -> Fact | None:
+    event = facts.events.get(oid)
+    return event and replace(event, cancelled=True)
+
+
+def _participant_registered(facts: Facts, oid: str, s: dict[str, Any]) -> Fact | None:
+    return ParticipantFact(oid, s["birth_year"], s["band_id"])
+
+
+def _checked_in(facts: Facts, oid: str, s: dict[str, Any]) -> Fact | None:
+    return AttendanceFact(oid, s["event_id"]["_data_"], s["participant_id"]["_data_"], True)
+
+
+def _checked_in_again(facts: Facts, oid: str, s: dict[str, Any]) -> Fact | None:
+    attendance = facts.attendances.get(oid)
+    return attendance and replace(attendance, counted=True)
+
+
+def _check_in_reverted(facts: Facts, oid: str, s: dict[str, Any]) -> Fact | None:
+    attendance = facts.attendances.get(oid)
+    return attendance and replace(attendance, counted=False)
+
+
+def _walk_ins_recorded(facts: Facts, oid: str, s: dict[str, Any]) -> Fact | None:
+    return WalkInFact(oid, s["event_id"]["_data_"], tuple(sorted(s["counts"].items())), True)
+
+
+def _walk_ins_reverted(facts: Facts, oid: str, s: dict[str, Any]) -> Fact | None:
+    tally = facts.walk_ins.get(oid)
+    return tally and replace(tally, counted=False)
+
+
+TRANSLATIONS: dict[str, Translate] = {
+    get_topic(Program.Launched): _program_launched,
+    get_topic(Event.Scheduled): _event_scheduled,
+    get_topic(Event.Rescheduled): _event_rescheduled,
+    get_topic(Event.Cancelled): _event_cancelled,
+    get_topic(Participant.Registered): _participant_registered,
+    get_topic(Attendance.CheckedIn): _checked_in,
+    get_topic(Attendance.CheckedInAgain): _checked_in_again,
+    get_topic(Attendance.CheckInReverted): _check_in_reverted,
+    get_topic(WalkInTally.Recorded): _walk_ins_recorded,
+    get_topic(WalkInTally.Reverted): _walk_ins_reverted,
+}
+FACT_TOPICS = tuple(TRANSLATIONS)
+"""The only event types indicators read; the rest of the log is skipped unread."""
 
 
 class Facts:
     """The present state of every fact, with the indexes the indicators need."""
 
     def __init__(self) -> None:
-        self.programs: dict[UUID, ProgramFact] = {}
-        self.events: dict[UUID, EventFact] = {}
-        self.participants: dict[UUID, ParticipantFact] = {}
-        self.attendances: dict[UUID, AttendanceFact] = {}
-        self.walk_ins: dict[UUID, WalkInFact] = {}
-        self.attendances_by_event: defaultdict[UUID, set[UUID]] = defaultdict(set)
-        self.walk_ins_by_event: defaultdict[UUID, set[UUID]] = defaultdict(set)
-        self.events_by_year: defaultdict[int, set[UUID]] = defaultdict(set)
-        self.events_by_participant: defaultdict[UUID, set[UUID]] = defaultdict(set)
-        self.revisions: defaultdict[UUID, int] = defaultdict(int)
+        self.programs: dict[str, ProgramFact] = {}
+        self.events: dict[str, EventFact] = {}
+        self.participants: dict[str, ParticipantFact] = {}
+        self.attendances: dict[str, AttendanceFact] = {}
+        self.walk_ins: dict[str, WalkInFact] = {}
+        self.attendances_by_event: defaultdict[str, set[str]] = defaultdict(set)
+        self.walk_ins_by_event: defaultdict[str, set[str]] = defaultdict(set)
+        self.events_by_year: defaultdict[int, set[str]] = defaultdict(set)
+        self.events_by_participant: defaultdict[str, set[str]] = defaultdict(set)
+        self.revisions: defaultdict[str, int] = defaultdict(int)
         """Bumped whenever anything an event's indicators depend on changes."""
+        self.touched: set[int] = set()
+        """Fiscal years whose indicators may have changed since last taken."""
 
-    # Reading domain events -------------------------------------------------------------
+    def read(self, row: StoredRow, *, until_us: int | None = None) -> Recorded | None:
+        """Make the fact a stored event leaves behind the present one; None if it leaves none
+        (or, with ``until_us``, when it was recorded after that time)."""
+        translate = TRANSLATIONS.get(row.topic)
+        if translate is None:
+            return None
+        state = json.loads(row.state)
+        recorded_us = _timestamp(state)
+        if until_us is not None and recorded_us > until_us:
+            return None
+        fact = translate(self, row.originator_id, state)
+        if fact is None:
+            return None
+        self.touched |= self.put(fact)
+        return Recorded(row.position, recorded_us, fact)
 
-    def translate(self, domain_event: Any) -> Fact | None:
-        """The fact a domain event leaves behind, or None when indicators ignore it."""
-        fact: Fact | None = self._translate(domain_event)
-        return fact
-
-    @singledispatchmethod
-    def _translate(self, domain_event: object) -> Fact | None:
-        return None
-
-    @_translate.register
-    def _(self, e: Program.Launched) -> Fact | None:
-        return ProgramFact(e.originator_id, e.policy.value, tuple(e.host_organization_ids))
-
-    @_translate.register
-    def _(self, e: Event.Scheduled) -> Fact | None:
-        return EventFact(
-            e.originator_id, e.program_id, e.district_id, local_date(e.starts_at), False
-        )
-
-    # Events that change a thing need its earlier fact. It is missing only when the log is
-    # read from a cut (an "as of" time): then the change is after the cut too.
-
-    @_translate.register
-    def _(self, e: Event.Rescheduled) -> Fact | None:
-        event = self.events.get(e.originator_id)
-        return event and replace(event, local_date=local_date(e.starts_at))
-
-    @_translate.register
-    def _(self, e: Event.Cancelled) -> Fact | None:
-        event = self.events.get(e.originator_id)
-        return event and replace(event, cancelled=True)
-
-    @_translate.register
-    def _(self, e: Participant.Registered) -> Fact | None:
-        return ParticipantFact(e.originator_id, e.birth_year, e.band_id)
-
-    @_translate.register
-    def _(self, e: Attendance.CheckedIn) -> Fact | None:
-        return AttendanceFact(e.originator_id, e.event_id, e.participant_id, True)
-
-    @_translate.register
-    def _(self, e: Attendance.CheckedInAgain) -> Fact | None:
-        attendance = self.attendances.get(e.originator_id)
-        return attendance and replace(attendance, counted=True)
-
-    @_translate.register
-    def _(self, e: Attendance.CheckInReverted) -> Fact | None:
-        attendance = self.attendances.get(e.originator_id)
-        return attendance and replace(attendance, counted=False)
-
-    @_translate.register
-    def _(self, e: WalkInTally.Recorded) -> Fact | None:
-        return WalkInFact(e.originator_id, e.event_id, tuple(sorted(e.counts.items())), True)
-
-    @_translate.register
-    def _(self, e: WalkInTally.Reverted) -> Fact | None:
-        tally = self.walk_ins.get(e.originator_id)
-        return tally and replace(tally, counted=False)
-
-    # Applying facts ----------------------------------------------------------------------
+    def take_touched(self) -> set[int]:
+        touched, self.touched = self.touched, set()
+        return touched
 
     def put(self, fact: Fact) -> set[int]:
         """Make a fact the present one; answers the fiscal years whose indicators it may change."""
@@ -184,7 +253,7 @@ class Facts:
         self.programs[fact.program_id] = fact
         return set()
 
-    def _touch(self, event_id: UUID) -> set[int]:
+    def _touch(self, event_id: str) -> set[int]:
         self.revisions[event_id] += 1
         event = self.events.get(event_id)
         return {event.fiscal_year} if event is not None else set()

@@ -19,11 +19,11 @@ class Attendee:
 class HeldEvent:
     """An event that was held: not cancelled, with at least one counted attendance."""
 
-    event_id: UUID
-    program_id: UUID
+    event_id: str
+    program_id: str
     policy: str
     district_id: str
-    host_ids: tuple[UUID, ...]
+    host_ids: tuple[str, ...]
     attendees: tuple[Attendee, ...]
     """Registered participants with a counted check-in, band and group at the event's date."""
     walk_ins: dict[str, int]
@@ -50,7 +50,7 @@ class Scope:
     def admits(self, event: HeldEvent) -> bool:
         return (
             (self.district_id is None or event.district_id == self.district_id)
-            and (self.program_id is None or event.program_id == self.program_id)
+            and (self.program_id is None or event.program_id == self.program_id.hex)
             and (self.policy is None or event.policy == self.policy)
         )
 

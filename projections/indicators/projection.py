@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 from domain.programs import Policy
 from projections.indicators.compute import Summarizer, compute_indicators
-from projections.indicators.facts import Facts, Recorded
+from projections.indicators.facts import Facts, StoredRow
 from projections.indicators.model import Scope
 from projections.indicators.parameters import DEFAULT_PARAMETERS, Parameters
 from projections.indicators.store import Generation
@@ -24,7 +25,7 @@ def standard_scopes(held: Sequence[Any]) -> list[Scope]:
     return (
         [Scope()]
         + [Scope(district_id=d) for d in sorted({event.district_id for event in held})]
-        + [Scope(program_id=p) for p in sorted({event.program_id for event in held})]
+        + [Scope(program_id=UUID(p)) for p in sorted({event.program_id for event in held})]
         + [Scope(policy=policy.value) for policy in Policy]
     )
 
@@ -52,19 +53,19 @@ class IndicatorProjection:
         self.summarizer = Summarizer(self.facts, self.parameters)
         self.position = self.generation.position()
 
-    def process(self, batch: Sequence[tuple[Any, int]], *, materialise: bool = True) -> set[int]:
-        """Apply (domain event, position) pairs; answers the fiscal years they touched."""
-        if not batch:
+    def process(
+        self, rows: Sequence[StoredRow], *, through: int | None = None, materialise: bool = True
+    ) -> set[int]:
+        """Apply stored events (in log order); answers the fiscal years they touched.
+
+        ``through`` is the log position the batch covers, when the rows were selected by topic.
+        """
+        last = through if through is not None else (rows[-1].position if rows else None)
+        if last is None:
             return set()
-        last = batch[-1][1]
         try:
-            recorded = []
-            years: set[int] = set()
-            for domain_event, position in batch:
-                fact = self.facts.translate(domain_event)
-                if fact is not None:
-                    years |= self.facts.put(fact)
-                    recorded.append(Recorded(position, domain_event.timestamp, fact))
+            recorded = [r for r in map(self.facts.read, rows) if r is not None]
+            years = self.facts.take_touched()
             with self.datastore.transaction(commit=True) as session:
                 self.generation.write_facts(session, recorded)
                 if materialise:

@@ -7,6 +7,7 @@ from typing import Any
 
 from domain.events import JST
 from projections.indicators.compute import Summarizer, compute_indicators
+from projections.indicators.facts import epoch_us
 from projections.indicators.model import Scope
 from projections.indicators.parameters import DEFAULT_PARAMETERS, Parameters
 from projections.indicators.progress import Targets, progress
@@ -68,10 +69,10 @@ class IndicatorReadModel:
                 stored = generation.read_values(session, fiscal_year, scope.key)
             if stored is not None:
                 return {**stored[1], "as_of": None, "position": stored[0]}
-        until = end_of_day(as_of) if as_of is not None else None
+        until_us = epoch_us(end_of_day(as_of)) if as_of is not None else None
         position = generation.position()
         with self.datastore.transaction(commit=False) as session:
-            facts = generation.load(session, until=until, fiscal_year=fiscal_year)
+            facts = generation.load(session, until_us=until_us, fiscal_year=fiscal_year)
         held = Summarizer(facts, self.parameters).held_events(fiscal_year)
         payload = compute_indicators(held, fiscal_year, scope, self.parameters).as_dict()
         return {

@@ -11,10 +11,10 @@ import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
 from eventsourcing.persistence import Tracking
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -45,11 +45,7 @@ from projections.indicators.facts import (
 )
 
 TRACKED_APPLICATION = "tsunagari"
-ID = String(36)
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+ID = String(32)  # uuid hex, as the events store them
 
 
 class Generation:
@@ -69,7 +65,7 @@ class Generation:
                 self.metadata,
                 Column(key, ID, primary_key=True),
                 position.copy(),
-                Column("recorded_at", DateTime(timezone=True), nullable=False),
+                Column("recorded_us", BigInteger, nullable=False),
                 *columns,
             )
 
@@ -143,7 +139,7 @@ class Generation:
         for item in recorded:
             table, row = self._row(item.fact)
             row["position"] = item.position
-            row["recorded_at"] = _utc(item.recorded_at)
+            row["recorded_us"] = item.recorded_us
             rows.setdefault(table, []).append(row)
         for table, table_rows in rows.items():
             session.execute(insert(table), table_rows)
@@ -151,22 +147,22 @@ class Generation:
     def _row(self, fact: Fact) -> tuple[Table, dict[str, Any]]:
         if isinstance(fact, AttendanceFact):
             return self.attendance, {
-                "attendance_id": str(fact.attendance_id),
-                "event_id": str(fact.event_id),
-                "participant_id": str(fact.participant_id),
+                "attendance_id": fact.attendance_id,
+                "event_id": fact.event_id,
+                "participant_id": fact.participant_id,
                 "counted": fact.counted,
             }
         if isinstance(fact, WalkInFact):
             return self.walk_ins, {
-                "tally_id": str(fact.tally_id),
-                "event_id": str(fact.event_id),
+                "tally_id": fact.tally_id,
+                "event_id": fact.event_id,
                 "counts": json.dumps(dict(fact.counts), sort_keys=True),
                 "counted": fact.counted,
             }
         if isinstance(fact, EventFact):
             return self.events, {
-                "event_id": str(fact.event_id),
-                "program_id": str(fact.program_id),
+                "event_id": fact.event_id,
+                "program_id": fact.program_id,
                 "district_id": fact.district_id,
                 "local_date": fact.local_date,
                 "fiscal_year": fact.fiscal_year,
@@ -174,14 +170,14 @@ class Generation:
             }
         if isinstance(fact, ParticipantFact):
             return self.participants, {
-                "participant_id": str(fact.participant_id),
+                "participant_id": fact.participant_id,
                 "birth_year": fact.birth_year,
                 "band_id": fact.band_id,
             }
         return self.programs, {
-            "program_id": str(fact.program_id),
+            "program_id": fact.program_id,
             "policy": fact.policy,
-            "host_ids": ",".join(str(host) for host in fact.host_ids),
+            "host_ids": ",".join(fact.host_ids),
         }
 
     def write_values(
@@ -234,12 +230,13 @@ class Generation:
         self,
         session: Session,
         *,
-        until: datetime | None = None,
+        until_us: int | None = None,
         fiscal_year: int | None = None,
     ) -> Facts:
-        """Facts as they stood at a time (default: now), optionally only one fiscal year's."""
+        """Facts as they stood at a time (µs since epoch; default: now), optionally only one
+        fiscal year's."""
         facts = Facts()
-        for recorded in self.history(session, until=until, fiscal_year=fiscal_year):
+        for recorded in self.history(session, until_us=until_us, fiscal_year=fiscal_year):
             facts.put(recorded)
         return facts
 
@@ -247,10 +244,11 @@ class Generation:
         self,
         session: Session,
         *,
-        until: datetime | None = None,
+        until_us: int | None = None,
         fiscal_year: int | None = None,
     ) -> Iterator[Fact]:
-        """Latest fact of each thing (recorded by ``until``), in an order ``Facts.put`` accepts."""
+        """Latest fact of each thing (recorded by ``until_us``), in an order ``Facts.put``
+        accepts."""
         event_ids = None
         if fiscal_year is not None:
             # Every event that was ever in that year: a reschedule may have moved it since.
@@ -259,8 +257,8 @@ class Generation:
             )
         for table in self.fact_tables:
             query = select(table).order_by(table.c.position)
-            if until is not None:
-                query = query.where(table.c.recorded_at <= _utc(until))
+            if until_us is not None:
+                query = query.where(table.c.recorded_us <= until_us)
             if event_ids is not None and "event_id" in table.c and table is not self.programs:
                 query = query.where(table.c.event_id.in_(event_ids))
             latest: dict[str, Fact] = {}
@@ -273,27 +271,27 @@ class Generation:
 def _fact(table: Table, row: Any, generation: Generation) -> Fact:
     if table is generation.attendance:
         return AttendanceFact(
-            UUID(row.attendance_id), UUID(row.event_id), UUID(row.participant_id), bool(row.counted)
+            row.attendance_id, row.event_id, row.participant_id, bool(row.counted)
         )
     if table is generation.walk_ins:
         counts: dict[str, int] = json.loads(row.counts)
         return WalkInFact(
-            UUID(row.tally_id), UUID(row.event_id), tuple(sorted(counts.items())), bool(row.counted)
+            row.tally_id, row.event_id, tuple(sorted(counts.items())), bool(row.counted)
         )
     if table is generation.events:
         return EventFact(
-            UUID(row.event_id),
-            UUID(row.program_id),
+            row.event_id,
+            row.program_id,
             row.district_id,
             row.local_date,
             bool(row.cancelled),
         )
     if table is generation.participants:
-        return ParticipantFact(UUID(row.participant_id), row.birth_year, row.band_id)
+        return ParticipantFact(row.participant_id, row.birth_year, row.band_id)
     return ProgramFact(
-        UUID(row.program_id),
+        row.program_id,
         row.policy,
-        tuple(UUID(host) for host in row.host_ids.split(",") if host),
+        tuple(host for host in row.host_ids.split(",") if host),
     )
 
 

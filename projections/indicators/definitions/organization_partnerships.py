@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import combinations
-from uuid import UUID
 
 from projections.indicators.definitions import Indicator
 from projections.indicators.model import HeldEvent, IndicatorValue
@@ -10,7 +9,7 @@ from projections.indicators.parameters import Parameters
 
 
 def compute(events: Sequence[HeldEvent], parameters: Parameters) -> IndicatorValue:
-    pairs: set[tuple[UUID, UUID]] = set()
+    pairs: set[tuple[str, str]] = set()
     for hosts in {event.host_ids for event in events}:
         pairs.update(combinations(sorted(hosts), 2))
     return IndicatorValue(len(pairs))
