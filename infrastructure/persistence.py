@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -27,10 +28,13 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     insert,
     select,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
 
 from application.app import Tsunagari, utc_now
 from application.ports import Idempotency, StoredOutcome
@@ -79,22 +83,28 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
         desc: bool = False,
         limit: int | None = None,
     ) -> list[StoredEvent]:
-        # The same query as the library's, in SQLAlchemy Core rather than the ORM: every
-        # command reads two or three streams, and the ORM's per-row work dominated a check-in.
+        # The same query as the library's, in SQLAlchemy Core rather than the ORM, and built
+        # once: every command reads two or three streams, and building the ORM query per read
+        # cost more than running it.
         table = self.events_record_cls.__table__
         version = table.c.originator_version
-        query = select(table.c.originator_version, table.c.topic, table.c.state).where(
-            table.c.originator_id == originator_id
-        )
-        if gt is not None:
-            query = query.where(version > gt)
-        if lte is not None:
-            query = query.where(version <= lte)
-        query = query.order_by(version.desc() if desc else version)
-        if limit is not None:
-            query = query.limit(limit)
+        if gt is not None and lte is None and not desc and limit is None:
+            query = self._select_after
+            params: dict[str, Any] = {"oid": originator_id, "gt": gt}
+        else:
+            query = select(table.c.originator_version, table.c.topic, table.c.state).where(
+                table.c.originator_id == bindparam("oid")
+            )
+            params = {"oid": originator_id}
+            if gt is not None:
+                query = query.where(version > gt)
+            if lte is not None:
+                query = query.where(version <= lte)
+            query = query.order_by(version.desc() if desc else version)
+            if limit is not None:
+                query = query.limit(limit)
         with self.transaction(commit=False) as session:
-            rows = session.execute(query).all()
+            rows = session.execute(query, params).all()
         return [
             StoredEvent(
                 originator_id=originator_id,
@@ -104,6 +114,47 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
             )
             for row in rows
         ]
+
+    @functools.cached_property
+    def _select_after(self) -> Select[Any]:
+        table = self.events_record_cls.__table__
+        return (
+            select(table.c.originator_version, table.c.topic, table.c.state)
+            .where(
+                table.c.originator_id == bindparam("oid"),
+                table.c.originator_version > bindparam("gt"),
+            )
+            .order_by(table.c.originator_version)
+        )
+
+    def _insert_stored_events(
+        self, session: Session, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int]:
+        # The library adds one ORM object per event and flushes; one Core INSERT ... RETURNING
+        # over all rows does the same in a fraction of the time. Same lock, same notify.
+        if not stored_events:
+            return []
+        self._lock_table(session)
+        result = session.execute(
+            self._insert_returning,
+            [
+                {
+                    "originator_id": event.originator_id,
+                    "originator_version": event.originator_version,
+                    "topic": event.topic,
+                    "state": event.state,
+                }
+                for event in stored_events
+            ],
+        )
+        ids = [row[0] for row in result]
+        self._notify_channel(session)
+        return ids
+
+    @functools.cached_property
+    def _insert_returning(self) -> Any:
+        table = self.events_record_cls.__table__
+        return insert(table).returning(table.c.id, sort_by_parameter_order=True)
 
     def subscribe(
         self, gt: int | None = None, topics: Sequence[str] = ()
