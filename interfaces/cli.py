@@ -20,8 +20,10 @@ from infrastructure.settings import Settings
 from interfaces.bootstrap import Services, build_services
 from interfaces.demo import DemoPlan, load_demo, plan_size
 from interfaces.http.app import create_app
+from projections.indicators.export import indicators_csv
 from projections.indicators.model import Scope
 from projections.indicators.parameters import DEFAULT_PARAMETERS, load_parameters
+from projections.indicators.report import DistrictAnswer, ReportData, render_report
 from projections.replay import replay as run_replay
 from projections.whatif import what_if
 
@@ -221,6 +223,119 @@ def indicators(
             f"  {key:<28} {value['name_ja']:<12} {value['value']!s:>10}"
             + (f"  {json.dumps(details, ensure_ascii=False)}" if details else "")
         )
+
+
+# Exports and the report ------------------------------------------------------------------
+
+export_cli = typer.Typer(help="Indicators as files for spreadsheets.", no_args_is_help=True)
+cli.add_typer(export_cli, name="export")
+
+CatchUpWait = Annotated[
+    float,
+    typer.Option(min=0, help="Seconds to wait for the indicator projections to reach the log"),
+]
+
+
+def _catch_up(services: Services, wait: float) -> None:
+    """Bring the indicator read model up to the head of the log, or warn how far behind it is.
+
+    A runner elsewhere (``serve``, ``projections run``) keeps the lock: then this waits for it.
+    """
+    head = services.app.recorder.max_notification_id() or 0
+    if (services.indicators.position() or 0) >= head:
+        return
+    follower = services.follower()
+    follower.start()
+    deadline = time.monotonic() + wait
+    try:
+        while (services.indicators.position() or 0) < head and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        follower.stop()
+    position = services.indicators.position() or 0
+    if position < head:
+        typer.echo(
+            f"Warning: the indicators stand at log position {position} of {head}; "
+            "run `tsunagari projections run` (or serve) to catch up.",
+            err=True,
+        )
+
+
+def _read_scope(
+    services: Services, district: str | None, program: UUID | None, policy: str | None
+) -> Scope:
+    if district is not None:
+        services.app.districts.get(district)
+    if policy is not None and policy not in {p.value for p in Policy}:
+        raise typer.BadParameter(f"policy must be 2-1 or 2-2, not {policy!r}")
+    return Scope(district, program, policy)
+
+
+@export_cli.command("csv")
+def export_csv(
+    fiscal_year: Annotated[int, typer.Option(min=1990, max=2100, help="2026 = 2026(令和8)年度")],
+    district: Annotated[str | None, typer.Option()] = None,
+    program: Annotated[UUID | None, typer.Option()] = None,
+    policy: Annotated[str | None, typer.Option(help="2-1 or 2-2")] = None,
+    as_of: Annotated[
+        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="As if the log ended that day")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(dir_okay=False, help="File to write; default: standard output")
+    ] = None,
+    wait: CatchUpWait = 300.0,
+) -> None:
+    """Export the indicators as CSV for Excel: UTF-8 with BOM, one value per row.
+
+    The same numbers as GET /indicators.csv, from the indicator read model.
+    """
+    services = _services()
+    try:
+        scope = _read_scope(services, district, program, policy)
+        _catch_up(services, wait)
+        answer = services.indicators.indicators(fiscal_year, scope, as_of.date() if as_of else None)
+    except DomainError as error:
+        typer.echo(f"Error: {error}", err=True)
+        raise typer.Exit(2) from error
+    finally:
+        services.close()
+    data = indicators_csv(answer)
+    if out is None:
+        typer.echo(data, nl=False)
+        return
+    out.write_bytes(data)
+    typer.echo(f"Wrote {answer['label']} ({scope.key}) to {out}.", err=True)
+
+
+@cli.command()
+def report(
+    fiscal_year: Annotated[int, typer.Option(min=1990, max=2100, help="2026 = 2026(令和8)年度")],
+    out: Annotated[
+        Path | None,
+        typer.Option(dir_okay=False, help="HTML file; default: tsunagari-report-<year>.html"),
+    ] = None,
+    wait: CatchUpWait = 300.0,
+) -> None:
+    """Write the indicators report: one self-contained HTML file (A4-printable, offline)."""
+    services = _services()
+    try:
+        _catch_up(services, wait)
+        read_model = services.indicators
+        answer = read_model.indicators(fiscal_year, Scope())
+        progress = read_model.progress(services.targets)
+        districts = [
+            DistrictAnswer(
+                d.id, d.name_ja, d.name_en, read_model.indicators(fiscal_year, Scope(d.id))
+            )
+            for d in services.app.districts.districts
+        ]
+        generated_at = services.app.clock()
+    finally:
+        services.close()
+    html = render_report(ReportData(answer, progress, districts, generated_at=generated_at))
+    target = out or Path(f"tsunagari-report-{fiscal_year}.html")
+    target.write_text(html, encoding="utf-8")
+    typer.echo(f"Wrote the {answer['label']} report to {target}.")
 
 
 def main() -> None:

@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     for module in (organizations, programs, events, participants, indicators, health):
         app.include_router(module.router)
     app.include_router(events.attendance)
+    app.include_router(indicators.csv_router)
     app.add_middleware(RequestBodyMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     return app

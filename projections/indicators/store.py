@@ -57,14 +57,12 @@ class Generation:
         self.number = number
         self.metadata = MetaData(schema=schema)
         prefix = f"ix{number}_"
-        position = Column("position", Integer, primary_key=True, autoincrement=False)
-
         def history(name: str, key: str, *columns: Column[Any]) -> Table:
             return Table(
                 prefix + name,
                 self.metadata,
                 Column(key, ID, primary_key=True),
-                position.copy(),
+                Column("position", Integer, primary_key=True, autoincrement=False),
                 Column("recorded_us", BigInteger, nullable=False),
                 *columns,
             )

@@ -6,12 +6,14 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
+from starlette.responses import Response
 
 from domain.programs import Policy
 from infrastructure.tokens import Principal
 from interfaces.http.access import READ_INDICATORS
 from interfaces.http.deps import Allow, ServicesDep
 from interfaces.http.problems import problem_responses
+from projections.indicators.export import csv_filename, indicators_csv
 from projections.indicators.model import Scope
 
 router = APIRouter(prefix="/indicators", tags=["indicators"])
@@ -98,3 +100,38 @@ def get_progress(
 ) -> ProgressOut:
     scope = _scope(services, district, program_id, policy)
     return ProgressOut.model_validate(services.indicators.progress(services.targets, scope))
+
+
+# CSV for spreadsheets: its own router, since the path is not under the "/indicators" prefix.
+csv_router = APIRouter(tags=["indicators"])
+CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+
+
+@csv_router.get(
+    "/indicators.csv",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "description": "UTF-8 with BOM, one row per value: headline values and breakdowns",
+        },
+        **problem_responses(401, 403, 422),
+    },
+    summary="Outcome indicators for a fiscal year as CSV (Excel-ready)",
+)
+def get_indicators_csv(
+    services: ServicesDep,
+    _: Evaluator,
+    fiscal_year: FiscalYear,
+    district: District = None,
+    program_id: ProgramId = None,
+    policy: PolicyFilter = None,
+    as_of: AsOf = None,
+) -> Response:
+    scope = _scope(services, district, program_id, policy)
+    answer = services.indicators.indicators(fiscal_year, scope, as_of)
+    return Response(
+        indicators_csv(answer),
+        media_type=CSV_MEDIA_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="{csv_filename(answer)}"'},
+    )
