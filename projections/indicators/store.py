@@ -57,6 +57,7 @@ class Generation:
         self.number = number
         self.metadata = MetaData(schema=schema)
         prefix = f"ix{number}_"
+
         def history(name: str, key: str, *columns: Column[Any]) -> Table:
             return Table(
                 prefix + name,
