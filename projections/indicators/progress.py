@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,9 @@ def progress(results: dict[int, dict[str, Any]], targets: Targets) -> dict[str, 
             and spec.target_increase_percent is not None
             and baseline_value is not None
         ):
-            target = math.ceil(baseline_value * (1 + spec.target_increase_percent / 100))
+            # Exact arithmetic: 10 % over 50 is 55, where floats would round it up to 56.
+            increase = Fraction(str(spec.target_increase_percent))
+            target = math.ceil(Fraction(str(baseline_value)) * (100 + increase) / 100)
         answer[indicator.id] = {
             "name_ja": indicator.name_ja,
             "name_en": indicator.name_en,

@@ -30,6 +30,7 @@ class IndicatorReadModel:
         self.control = Control(datastore.schema)
         self.control.create(datastore.engine)
         self._generations: dict[int, Generation] = {}
+        self.active_generation()  # creates the control row before threads race to
 
     def generation(self, number: int) -> Generation:
         """A generation's tables, created if they do not exist yet."""
