@@ -1,0 +1,366 @@
+"""Check-ins over HTTP against the same server's bare /health and against in-process calls.
+
+    .venv/bin/python bench/checkin.py [--count 3000] [--desks 16] [--skip-postgres]
+
+Per store (a temporary SQLite file; PostgreSQL in a schema of its own, dropped afterwards): seed
+a token, an organisation, a programme, an event and participants in-process, start
+``python -m interfaces.cli serve`` on a free loopback port, drive the desks over HTTP, then call
+``Tsunagari.check_in`` directly on a fresh store of the same kind. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import UUID, uuid4
+
+import psycopg
+
+from application.app import Tsunagari
+from application.ports import Idempotency
+from domain.organizations import OrganizationKind
+from domain.participants import Participant
+from domain.programs import Policy, ProgramArea
+from domain.provenance import Provenance, Role
+from infrastructure.settings import Settings
+from interfaces.bootstrap import build_services
+from interfaces.http.deps import fingerprint
+
+ROOT = Path(__file__).resolve().parent.parent
+POSTGRES_URL = os.environ.get(
+    "TSUNAGARI_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+LIBPQ_URL = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://", 1)
+CLIENT = (
+    "pure-Python asyncio client in this process, one raw HTTP/1.1 keep-alive connection per "
+    "desk over asyncio streams, requests encoded beforehand"
+)
+
+
+@dataclass(frozen=True)
+class Result:
+    store: str
+    what: str
+    seconds: float
+    latencies: list[float]  # seconds, sorted
+    bench_cpu: float  # CPU seconds of this process (the client, or the app in-process)
+    server_cpu: float | None = None  # CPU seconds of the server process
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds
+
+    def ms(self, q: float) -> float:  # nearest-rank percentile
+        n = len(self.latencies)
+        return self.latencies[min(n - 1, max(0, round(q * n) - 1))] * 1000
+
+    def row(self) -> str:
+        server = "-" if self.server_cpu is None else f"{self.server_cpu / self.seconds:.0%}"
+        return (
+            f"{self.store:<10} {self.what:<22} {len(self.latencies):>6} {self.rate:>8.1f} "
+            f"{self.ms(0.5):>7.1f} {self.ms(0.99):>7.1f} {self.bench_cpu / self.seconds:>9.0%} "
+            f"{server:>10}"
+        )
+
+
+@dataclass(frozen=True)
+class Seed:
+    token: str
+    token_id: UUID
+    event: UUID
+    people: list[UUID]
+
+
+@contextmanager
+def fresh_store(kind: str, tmp: Path) -> Iterator[Settings]:
+    """An empty store: a new SQLite file, or a new PostgreSQL schema dropped afterwards."""
+    if kind == "sqlite":
+        yield Settings(database_url=f"sqlite:///{tmp}/{uuid4().hex}.sqlite3")
+        return
+    schema = f"bench_{uuid4().hex[:16]}"
+    with psycopg.connect(LIBPQ_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield Settings(database_url=POSTGRES_URL, database_schema=schema)
+    finally:
+        with psycopg.connect(LIBPQ_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def seed(settings: Settings, people: int) -> Seed:
+    """An admin token, an organisation, a programme, an event, and participants saved in bulk."""
+    services = build_services(settings)
+    try:
+        record, token = services.tokens.create(name="bench", role=Role.ADMIN)
+        by = Provenance(actor_id=str(record.id), actor_role=Role.ADMIN, desk_id="bench-seed")
+        app = services.app
+        org = app.register_organization(
+            name="多摩区役所", kind=OrganizationKind.WARD_OFFICE, district_id=None, recorded_by=by
+        ).result.id
+        program = app.launch_program(
+            name="多摩区スポーツフェスタ",
+            policy=Policy.OPEN_ACTIVITIES,
+            area=ProgramArea.COMMUNITY,
+            host_organization_ids=[org],
+            recorded_by=by,
+        ).result.id
+        event = app.schedule_event(
+            program_id=program,
+            title="多摩区スポーツフェスタ2026",
+            starts_at=datetime(2026, 10, 11, 0, tzinfo=UTC),
+            ends_at=None,
+            district_id="ikuta",
+            venue=None,
+            recorded_by=by,
+        ).result.id
+        registered = [
+            Participant.register(
+                birth_year=1940 + i % 80,
+                band_id=None,
+                district_id="ikuta",
+                name=None,
+                contact=None,
+                today=app.today(),
+                bands=app.bands,
+                recorded_by=by,
+            )
+            for i in range(people)
+        ]
+        for start in range(0, people, 500):
+            app.save(*registered[start : start + 500])
+        return Seed(token, record.id, event, [p.id for p in registered])
+    finally:
+        services.close()
+
+
+def http_request(method: str, path: str, headers: dict[str, str], body: bytes = b"") -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {len(body)}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection, one desk's tablet. Answers must have Content-Length."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> Connection:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return cls(reader, writer)
+
+    async def call(self, request: bytes) -> int:
+        self.writer.write(request)
+        head = (await self.reader.readuntil(b"\r\n\r\n")).lower()
+        start = head.index(b"content-length:") + 15
+        await self.reader.readexactly(int(head[start : head.index(b"\r\n", start)]))
+        return int(head[9:12])
+
+
+@contextmanager
+def running_server(settings: Settings, log: Path) -> Iterator[tuple[int, int]]:
+    """``python -m interfaces.cli serve`` on a free loopback port, logging at WARNING."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    env = {**os.environ, "TSUNAGARI_DATABASE_URL": settings.database_url}
+    env |= {"TSUNAGARI_LOG_LEVEL": "WARNING", "TSUNAGARI_LOG_FORMAT": "json"}
+    if settings.database_schema:
+        env["TSUNAGARI_DATABASE_SCHEMA"] = settings.database_schema
+    serve = [sys.executable, "-m", "interfaces.cli", "serve", "--host", "127.0.0.1"]
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [*serve, "--port", str(port)], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                asyncio.run(drive(port, [[http_request("GET", "/health", {})]], 200))
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the server did not start:\n{log.read_text()}") from None
+                time.sleep(0.1)
+        yield port, process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def cpu_of(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def drive(port: int, per_desk: list[list[bytes]], expect: int) -> tuple[float, list[float]]:
+    """Every desk sends its requests one after the other on its own connection."""
+    connections = [await Connection.open(port) for _ in per_desk]
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+
+    async def desk(connection: Connection, requests: list[bytes]) -> None:
+        for request in requests:
+            sent = time.perf_counter()
+            statuses[await connection.call(request)] += 1
+            latencies.append(time.perf_counter() - sent)
+
+    started = time.perf_counter()
+    await asyncio.gather(*map(desk, connections, per_desk))
+    seconds = time.perf_counter() - started
+    for connection in connections:
+        connection.writer.close()
+    if set(statuses) != {expect}:
+        raise RuntimeError(f"expected only {expect} answers, got {dict(statuses)}")
+    return seconds, sorted(latencies)
+
+
+@dataclass(frozen=True)
+class Bench:
+    store: str
+    count: int
+    desks: int
+
+    def over_http(self, what: str, server: tuple[int, int], requests: list[bytes]) -> Result:
+        port, pid = server
+        per_desk = [requests[d :: self.desks] for d in range(self.desks)]
+        expect = 201 if requests[0].startswith(b"POST") else 200
+        cpu, server_cpu = time.process_time(), cpu_of(pid)
+        seconds, latencies = asyncio.run(drive(port, per_desk, expect))
+        cpu, server_cpu = time.process_time() - cpu, cpu_of(pid) - server_cpu
+        return Result(self.store, what, seconds, latencies, cpu, server_cpu)
+
+    def check_ins(self, seed: Seed, people: list[UUID], tag: str) -> list[bytes]:
+        """Check-ins as desks send them: token, X-Desk-Id, an Idempotency-Key, a new person."""
+        path, requests = f"/events/{seed.event}/check-ins", []
+        for i, person in enumerate(people):
+            desk = f"bench-desk-{i % self.desks}"
+            headers = {"Authorization": f"Bearer {seed.token}", "X-Desk-Id": desk}
+            headers |= {"Content-Type": "application/json", "Idempotency-Key": f"{desk}/{tag}{i}"}
+            body = json.dumps({"participant_id": str(person)}).encode()
+            requests.append(http_request("POST", path, headers, body))
+        return requests
+
+    def http(self, settings: Settings, log: Path) -> list[Result]:
+        data = seed(settings, self.count + 4 * self.desks)
+        health = [http_request("GET", "/health", {})] * self.count
+        warm_up = self.check_ins(data, data.people[self.count :], "warm-up-")
+        measured = self.check_ins(data, data.people[: self.count], "")
+        with running_server(settings, log) as server:
+            self.over_http("warm-up", server, health[: 10 * self.desks])
+            self.over_http("warm-up", server, warm_up)
+            return [
+                self.over_http(f"HTTP POST check-in {self.desks}", server, measured),
+                self.over_http(f"HTTP GET /health {self.desks}", server, health),
+            ]
+
+    def direct(self, app: Tsunagari, seed: Seed, people: list[UUID], threads: int) -> Result:
+        """``Tsunagari.check_in`` for each person from ``threads`` threads, as the route does."""
+        event_id, scope = seed.event, str(seed.token_id)
+        path, latencies = f"/events/{event_id}/check-ins", list[float]()
+
+        def worker(first: int) -> None:
+            for i in range(first, len(people), threads):
+                body = json.dumps({"participant_id": str(people[i])}).encode()
+                fingerprinted = fingerprint("POST", path, body)
+                idempotency = Idempotency(scope, f"direct/{people[i]}", fingerprinted)
+                by = Provenance(scope, Role.ADMIN, f"bench-desk-{i % self.desks}", uuid4().hex)
+                sent = time.perf_counter()
+                app.check_in(
+                    event_id, participant_id=people[i], recorded_by=by, idempotency=idempotency
+                )
+                latencies.append(time.perf_counter() - sent)
+
+        with ThreadPoolExecutor(threads) as pool:
+            cpu, started = time.process_time(), time.perf_counter()
+            list(pool.map(worker, range(threads)))
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        return Result(self.store, f"direct check_in {threads} thr", seconds, sorted(latencies), cpu)
+
+    def in_process(self, settings: Settings) -> list[Result]:
+        """Without HTTP, on a store of its own, reopened for each run so nothing is cached."""
+        warm, each = 4 * self.desks, self.count + 4 * self.desks
+        data, results = seed(settings, 2 * each), []
+        for run, threads in enumerate((self.desks, 1)):
+            people = data.people[run * each : (run + 1) * each]
+            services = build_services(settings)
+            try:
+                self.direct(services.app, data, people[:warm], threads)  # warm-up
+                results.append(self.direct(services.app, data, people[warm:], threads))
+            finally:
+                services.close()
+        return results
+
+
+def verdicts(results: list[Result]) -> str:
+    http, health, threaded, single = results
+    share, p99 = http.rate / health.rate, http.ms(0.99)
+    return (
+        f"{http.store:<10} {share:>5.2f} {'met' if share >= 0.5 else 'NOT met':<9} "
+        f"{p99:>6.1f} {'met' if p99 <= 50 else 'NOT met':<9} "
+        f"{http.rate / threaded.rate:>13.2f} {http.rate / single.rate:>13.2f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Check-ins over HTTP, /health and in-process.")
+    parser.add_argument("--count", type=int, default=3000, help="requests per measurement")
+    parser.add_argument("--desks", type=int, default=16, help="concurrent desks (connections)")
+    parser.add_argument("--skip-postgres", action="store_true", help="measure SQLite only")
+    args = parser.parse_args()
+    stores = ["sqlite"]
+    if not args.skip_postgres:
+        try:
+            psycopg.connect(LIBPQ_URL, connect_timeout=3).close()
+            stores.append("postgresql")
+        except psycopg.OperationalError as error:
+            print(f"PostgreSQL skipped, not reachable at {LIBPQ_URL}: {error}".strip())
+    cores, load = os.cpu_count(), ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M:%SZ}: nproc {cores}, {platform.machine()}, "
+        f"Python {platform.python_version()}, load average {load}; "
+        f"{args.count} requests per measurement, {args.desks} desks"
+    )
+    print(f"client: {CLIENT}; client and server share this machine's {cores} cores")
+    results: dict[str, list[Result]] = {}
+    with tempfile.TemporaryDirectory(prefix="tsunagari-bench-") as tmp:
+        for store in stores:
+            bench = Bench(store, args.count, args.desks)
+            with fresh_store(store, Path(tmp)) as settings:
+                results[store] = bench.http(settings, Path(tmp) / f"server-{store}.log")
+            with fresh_store(store, Path(tmp)) as settings:
+                results[store] += bench.in_process(settings)
+    head = f"{'store':<10} {'measurement':<22} {'n':>6} {'rate/s':>8} {'p50 ms':>7} {'p99 ms':>7}"
+    print(f"\n{head} {'bench CPU':>9} {'server CPU':>10}")
+    print("\n".join(result.row() for rows in results.values() for result in rows))
+    print("CPU time / wall time, 100% = one core; bench = this process (the client, or the app).")
+    ratio = f"{'HTTP/direct':>13}"
+    print(f"\n{'':<10} {'HTTP/health':<15} {'HTTP p99 ms':<16} {ratio} {ratio}")
+    print(f"{'store':<10} {'goal >= 0.5':<15} {'goal <= 50':<16} {args.desks:>9} thr {1:>9} thr")
+    print("\n".join(verdicts(rows) for rows in results.values()))
+
+
+if __name__ == "__main__":
+    main()
