@@ -268,8 +268,10 @@ class Tsunagari(Application[UUID]):
             # Most check-ins are first check-ins: try creating without looking first. If the
             # attendance exists, the store refuses the duplicate and we look on the next try.
             nonlocal looked
-            event = self._get(Event, event_id, "event")
-            participant = self._referenced(Participant, participant_id, "participant")
+            event = self._get(Event, event_id, "event", read_only=True)
+            participant = self._referenced(
+                Participant, participant_id, "participant", read_only=True
+            )
             attendance_id = Attendance.create_id(event_id, participant_id)
             # A closed event still answers a retried check-in with 200: look before refusing.
             must_look = looked or not event.takes_attendance
@@ -382,23 +384,27 @@ class Tsunagari(Application[UUID]):
 
     # Machinery -------------------------------------------------------------------------
 
-    def _find(self, kind: type[A], aggregate_id: UUID) -> A | None:
+    def _find(self, kind: type[A], aggregate_id: UUID, *, read_only: bool = False) -> A | None:
+        """An aggregate, or None. ``read_only``: the command will not change it, so the cached
+        copy is lent rather than deep-copied."""
         try:
-            aggregate: object = self.repository.get(aggregate_id)
+            aggregate: object = self.repository.get(aggregate_id, deepcopy_from_cache=not read_only)
         except AggregateNotFoundError:
             return None
         return aggregate if isinstance(aggregate, kind) else None
 
-    def _get(self, kind: type[A], aggregate_id: UUID, what: str) -> A:
+    def _get(self, kind: type[A], aggregate_id: UUID, what: str, *, read_only: bool = False) -> A:
         """An aggregate named in the request's path; NotFound when absent or of another kind."""
-        aggregate = self._find(kind, aggregate_id)
+        aggregate = self._find(kind, aggregate_id, read_only=read_only)
         if aggregate is None:
             raise NotFound(f"no {what} with id {aggregate_id}")
         return aggregate
 
-    def _referenced(self, kind: type[A], aggregate_id: UUID, what: str) -> A:
+    def _referenced(
+        self, kind: type[A], aggregate_id: UUID, what: str, *, read_only: bool = False
+    ) -> A:
         """An aggregate named in the request's body: an unknown one makes the body invalid."""
-        aggregate = self._find(kind, aggregate_id)
+        aggregate = self._find(kind, aggregate_id, read_only=read_only)
         if aggregate is None:
             raise UnknownReference(f"no {what} with id {aggregate_id}")
         return aggregate

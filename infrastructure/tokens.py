@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
@@ -45,9 +46,15 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC)
 
 
+CACHE_SECONDS = 2.0
+"""How long a process trusts a token it has checked: a revocation made by another process
+(``tsunagari token revoke``) takes effect within this time; in the same process, at once."""
+
+
 class TokenStore:
     def __init__(self, datastore: Datastore) -> None:
         self.datastore = datastore
+        self._checked: dict[str, tuple[float, Principal]] = {}
         self.tokens = Table(
             "tsunagari_tokens",
             datastore.metadata,
@@ -101,17 +108,24 @@ class TokenStore:
                 .values(revoked_at=datetime.now(UTC))
             )
             changed: int = result.rowcount
+        self._checked.clear()
         return changed == 1
 
     def authenticate(self, secret: str) -> Principal | None:
         """The principal of an active token, or None."""
         if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
             return None
+        token_hash = hash_token(secret)
+        checked = self._checked.get(token_hash)
+        if checked is not None and time.monotonic() - checked[0] < CACHE_SECONDS:
+            return checked[1]
         query = select(self.tokens.c.id, self.tokens.c.name, self.tokens.c.role).where(
-            self.tokens.c.token_hash == hash_token(secret), self.tokens.c.revoked_at.is_(None)
+            self.tokens.c.token_hash == token_hash, self.tokens.c.revoked_at.is_(None)
         )
         with self.datastore.transaction(commit=False) as session:
             row = session.execute(query).first()
         if row is None:
             return None
-        return Principal(UUID(row.id), row.name, Role(row.role))
+        principal = Principal(UUID(row.id), row.name, Role(row.role))
+        self._checked[token_hash] = (time.monotonic(), principal)
+        return principal

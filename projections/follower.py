@@ -43,12 +43,16 @@ class Follower:
         *,
         batch_size: int = 1000,
         retry_after: float = 1.0,
+        min_interval: float = 0.25,
     ) -> None:
         self.app = app
         self.read_model = read_model
         self.lock = lock
         self.batch_size = batch_size
         self.retry_after = retry_after
+        self.min_interval = min_interval
+        """Under load, let events gather this long between batches: each batch recomputes the
+        fiscal years it touches, and one recomputation per burst is enough."""
         self.projection: IndicatorProjection | None = None
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="indicator-follower", daemon=True)
@@ -101,35 +105,48 @@ class Follower:
         arrived: queue.Queue[StoredRow | BaseException] = queue.Queue(maxsize=10 * self.batch_size)
         # The library's subscription to the recorder: stored rows, read as facts directly.
         subscription = self.app.recorder.subscribe(gt=projection.position)
-        reader = threading.Thread(target=_read, args=(subscription, arrived), daemon=True)
+        done = threading.Event()
+        reader = threading.Thread(target=_read, args=(subscription, arrived, done), daemon=True)
         with subscription:
             reader.start()
             try:
                 while not self._stopping.is_set():
                     batch = _drain(arrived, self.batch_size, timeout=0.2)
                     if batch:
+                        started = time.monotonic()
                         projection.process(batch)
                         with self._progress:
                             self._progress.notify_all()
+                        self._stopping.wait(self.min_interval - (time.monotonic() - started))
                     if self.read_model.active_generation() != projection.generation.number:
                         logger.info("a replay switched generations: following the new one")
                         return
             finally:
+                done.set()
                 subscription.stop()
         reader.join(timeout=5)
 
 
-def _read(subscription: Subscription[Any], arrived: queue.Queue[Any]) -> None:
+def _read(
+    subscription: Subscription[Any], arrived: queue.Queue[Any], done: threading.Event
+) -> None:
     try:
         for notification in subscription:
-            arrived.put(
-                StoredRow(
-                    notification.id,
-                    hex_id(notification.originator_id),
-                    notification.topic,
-                    notification.state,
-                )
+            row = StoredRow(
+                notification.id,
+                hex_id(notification.originator_id),
+                notification.topic,
+                notification.state,
             )
+            # The queue is bounded; never block on it for good once processing has stopped.
+            while not done.is_set():
+                try:
+                    arrived.put(row, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if done.is_set():
+                return
     except BaseException as error:  # handed to the processing loop, which raises it
         arrived.put(error)
 

@@ -44,7 +44,10 @@ def replay(
     """Rebuild into a fresh generation and switch to it; None when stopped early (tests)."""
     datastore = read_model.datastore
     with datastore.transaction(commit=True) as session:
-        active, building = read_model.control.read(session)
+        state = read_model.control.read(session)
+        if state is None:
+            raise RuntimeError("ix_control lost its row")  # created with the read model
+        active, building = state
         fresh = building is None
         if building is None:
             building = active + 1

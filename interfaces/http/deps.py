@@ -29,7 +29,8 @@ bearer = HTTPBearer(
 )
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async: no I/O here, so no hop to the thread pool.
     services: Services = request.app.state.services
     return services
 
@@ -37,7 +38,7 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_app(services: ServicesDep) -> Tsunagari:
+async def get_app(services: ServicesDep) -> Tsunagari:
     return services.app
 
 

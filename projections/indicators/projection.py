@@ -87,6 +87,10 @@ class IndicatorProjection:
                 self.generation.write_values(session, year, self.values(year), position)
 
     def values(self, fiscal_year: int) -> dict[str, dict[str, Any]]:
+        """Every standard scope's values; none for a year left without events (all of them
+        rescheduled away), exactly as a rebuild, which never hears of that year, has none."""
+        if not self.facts.events_by_year.get(fiscal_year):
+            return {}
         held = self.summarizer.held_events(fiscal_year)
         return {
             scope.key: compute_indicators(held, fiscal_year, scope, self.parameters).as_dict()

@@ -30,7 +30,8 @@ class IndicatorReadModel:
         self.control = Control(datastore.schema)
         self.control.create(datastore.engine)
         self._generations: dict[int, Generation] = {}
-        self.active_generation()  # creates the control row before threads race to
+        with datastore.transaction(commit=True) as session:
+            self.control.ensure(session)
 
     def generation(self, number: int) -> Generation:
         """A generation's tables, created if they do not exist yet."""
@@ -46,9 +47,15 @@ class IndicatorReadModel:
         self._generations.pop(number, None)
 
     def active_generation(self) -> int:
-        with self.datastore.transaction(commit=True) as session:
-            active, _ = self.control.read(session)
-        return active
+        return self.control_state()[0]
+
+    def control_state(self) -> tuple[int, int | None]:
+        """(active generation, generation a replay is building)."""
+        with self.datastore.transaction(commit=False) as session:
+            state = self.control.read(session)
+        if state is None:
+            raise RuntimeError("ix_control lost its row")  # created in __init__
+        return state
 
     def open_projection(self) -> IndicatorProjection:
         """The projection of the active generation (not yet loaded)."""

@@ -312,15 +312,17 @@ class Control:
     def create(self, engine: Engine) -> None:
         self.metadata.create_all(engine, checkfirst=True)
 
-    def read(self, session: Session) -> tuple[int, int | None]:
-        """(active generation, generation being built); generation 1 on a new store."""
+    def ensure(self, session: Session) -> None:
+        """Start a new store at generation 1."""
+        if self.read(session) is None:
+            session.execute(insert(self.table).values(name=self.NAME, active=1, building=None))
+
+    def read(self, session: Session) -> tuple[int, int | None] | None:
+        """(active generation, generation being built)."""
         row = session.execute(
             select(self.table.c.active, self.table.c.building).where(self.table.c.name == self.NAME)
         ).first()
-        if row is None:
-            session.execute(insert(self.table).values(name=self.NAME, active=1, building=None))
-            return 1, None
-        return row.active, row.building
+        return None if row is None else (row.active, row.building)
 
     def write(self, session: Session, *, active: int, building: int | None) -> None:
         session.execute(

@@ -8,6 +8,6 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health")
-def health() -> HealthOut:
+async def health() -> HealthOut:
     """Liveness, without authentication or database work."""
     return HealthOut(status="ok")
