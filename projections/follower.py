@@ -41,7 +41,7 @@ class Follower:
         read_model: IndicatorReadModel,
         lock: RunnerLock,
         *,
-        batch_size: int = 1000,
+        batch_size: int = 5000,
         retry_after: float = 1.0,
         min_interval: float = 0.25,
     ) -> None:
@@ -117,7 +117,8 @@ class Follower:
                         projection.process(batch)
                         with self._progress:
                             self._progress.notify_all()
-                        self._stopping.wait(self.min_interval - (time.monotonic() - started))
+                        if len(batch) < self.batch_size:  # live, not catching up
+                            self._stopping.wait(self.min_interval - (time.monotonic() - started))
                     if self.read_model.active_generation() != projection.generation.number:
                         logger.info("a replay switched generations: following the new one")
                         return
