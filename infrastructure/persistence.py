@@ -19,7 +19,10 @@ from eventsourcing.persistence import (
     Subscription,
 )
 from eventsourcing_sqlalchemy.factory import SQLAlchemyFactory
-from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
+from eventsourcing_sqlalchemy.recorders import (
+    SQLAlchemyApplicationRecorder,
+    SQLAlchemySubscription,
+)
 from sqlalchemy import (
     Boolean,
     Column,
@@ -41,11 +44,18 @@ from application.ports import Idempotency, StoredOutcome
 from infrastructure.settings import Settings
 
 
+def _wake_periodically(subscription: ListenNotifySubscription[Any], interval: float) -> None:
+    """Wake a subscription's pull loop on a timer until it stops."""
+    while not subscription._has_been_stopped:
+        time.sleep(interval)
+        subscription._has_been_notified.set()
+
+
 class PollingSubscription(ListenNotifySubscription[ApplicationRecorder]):
     """The library's pull loop, woken by a timer: SQLite has no LISTEN/NOTIFY.
 
     Neither eventsourcing's SQLite module nor eventsourcing-sqlalchemy can subscribe on SQLite;
-    this is the smallest addition that lets the library's ApplicationSubscription follow it.
+    this is the smallest addition that lets the library's subscriptions follow it.
     """
 
     def __init__(
@@ -56,14 +66,37 @@ class PollingSubscription(ListenNotifySubscription[ApplicationRecorder]):
         interval: float = 0.05,
     ) -> None:
         super().__init__(recorder=recorder, gt=gt, topics=topics)
-        self._interval = interval
-        self._timer = threading.Thread(target=self._wake_periodically, daemon=True)
+        self._timer = threading.Thread(
+            target=_wake_periodically, args=(self, interval), daemon=True
+        )
         self._timer.start()
 
-    def _wake_periodically(self) -> None:
-        while not self._has_been_stopped:
-            time.sleep(self._interval)
-            self._has_been_notified.set()
+    def __exit__(self, *args: object, **kwargs: Any) -> None:
+        try:
+            super().__exit__(*args, **kwargs)
+        finally:
+            self._timer.join()
+
+
+class ListenAndPollSubscription(SQLAlchemySubscription):
+    """LISTEN/NOTIFY, with a wake-up every second as well.
+
+    The library pulls what is recorded, then starts LISTENing in another thread: an event
+    recorded in between sends its NOTIFY to nobody and would wait for the next event.
+    """
+
+    def __init__(
+        self,
+        recorder: SQLAlchemyApplicationRecorder,
+        gt: int | None = None,
+        topics: Sequence[str] = (),
+        interval: float = 1.0,
+    ) -> None:
+        super().__init__(recorder=recorder, gt=gt, topics=topics)
+        self._timer = threading.Thread(
+            target=_wake_periodically, args=(self, interval), daemon=True
+        )
+        self._timer.start()
 
     def __exit__(self, *args: object, **kwargs: Any) -> None:
         try:
@@ -162,8 +195,7 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
         engine = self.datastore.engine
         if engine is not None and engine.dialect.name == "sqlite":
             return PollingSubscription(self, gt=gt, topics=topics)
-        subscription: Subscription[ApplicationRecorder] = super().subscribe(gt=gt, topics=topics)
-        return subscription
+        return ListenAndPollSubscription(self, gt=gt, topics=topics)
 
 
 class TsunagariFactory(SQLAlchemyFactory):
