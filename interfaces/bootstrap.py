@@ -6,10 +6,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from application.app import Tsunagari, utc_now
 from infrastructure.locks import AdvisoryLock, FileLock
 from infrastructure.persistence import Datastore, open_application
+from infrastructure.seal import LogSeal
 from infrastructure.settings import Settings
 from infrastructure.tokens import TokenStore
 from projections.follower import Follower, RunnerLock
@@ -27,6 +29,7 @@ class Services:
     tokens: TokenStore
     indicators: IndicatorReadModel
     targets: Targets
+    seal: LogSeal
 
     def runner_lock(self) -> RunnerLock:
         """The lock that lets one process, and only one, run the projections."""
@@ -50,8 +53,10 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utc_no
     app, datastore = open_application(settings, clock=clock)
     roster = Roster(datastore)
     tokens = TokenStore(datastore)
+    recorder: Any = app.recorder
+    seal = LogSeal(datastore, recorder.events_record_cls.__table__)
     datastore.create_tables()
     app.add_inline_projection(roster)
     indicators = IndicatorReadModel(datastore)
     targets = load_targets(settings.targets_file)
-    return Services(settings, app, datastore, roster, tokens, indicators, targets)
+    return Services(settings, app, datastore, roster, tokens, indicators, targets, seal)

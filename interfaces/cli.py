@@ -37,6 +37,8 @@ demo_cli = typer.Typer(
     help="Demo data built from the plan's real programmes.", no_args_is_help=True
 )
 projections_cli = typer.Typer(help="The indicator projections.", no_args_is_help=True)
+audit_cli = typer.Typer(help="Auditors' tools: seal and verify the log.", no_args_is_help=True)
+cli.add_typer(audit_cli, name="audit")
 cli.add_typer(token_cli, name="token")
 cli.add_typer(demo_cli, name="demo")
 cli.add_typer(projections_cli, name="projections")
@@ -336,6 +338,49 @@ def report(
     target = out or Path(f"tsunagari-report-{fiscal_year}.html")
     target.write_text(html, encoding="utf-8")
     typer.echo(f"Wrote the {answer['label']} report to {target}.")
+
+
+@audit_cli.command("seal")
+def audit_seal() -> None:
+    """Chain every record appended since the last seal; print the seal to keep elsewhere."""
+    services = _services()
+    try:
+        seal = services.seal.seal()
+    finally:
+        services.close()
+    rate = seal.records / seal.seconds if seal.seconds else 0.0
+    typer.echo(
+        f"Sealed {seal.records} new records in {seal.seconds:.2f} s ({rate:,.0f} records/s)."
+    )
+    typer.echo(f"position  {seal.position}")
+    typer.echo(f"sealed at {seal.sealed_at.isoformat()}")
+    typer.echo(f"head      {seal.head}")
+    typer.echo("Keep the head outside this system; check with: tsunagari audit verify --seal HEAD")
+
+
+@audit_cli.command("verify")
+def audit_verify(
+    seal: Annotated[
+        str | None, typer.Option("--seal", help="A seal's head kept outside the system")
+    ] = None,
+) -> None:
+    """Recompute the chain; exit 1 naming the first bad record when the log was tampered with."""
+    services = _services()
+    try:
+        result = services.seal.verify(seal)
+    finally:
+        services.close()
+    rate = result.records / result.seconds if result.seconds else 0.0
+    typer.echo(
+        f"Checked {result.records} records in {result.seconds:.2f} s ({rate:,.0f} records/s)."
+    )
+    if not result.ok:
+        where = f" at position {result.first_bad_position}" if result.first_bad_position else ""
+        typer.echo(f"FAILED{where}: {result.problem}", err=True)
+        raise typer.Exit(1)
+    typer.echo(
+        f"OK: the sealed log is intact ({result.unsealed} records appended since the last seal)."
+    )
 
 
 def main() -> None:
