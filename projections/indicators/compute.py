@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 from domain.fiscal import fiscal_year_label
 from domain.generations import DEFAULT_BANDS, Band
@@ -48,6 +49,7 @@ class Summarizer:
         self._cache: dict[str, tuple[int, HeldEvent | None]] = {}
         self._ids: dict[str, int] = {}
         self._bands: dict[str, Band] = {}
+        self._by_age: dict[int, Band] = {}
 
     def held_events(self, fiscal_year: int) -> list[HeldEvent]:
         """Every held event of the fiscal year, in a stable order."""
@@ -96,7 +98,9 @@ class Summarizer:
             if person.birth_year is not None:
                 # A check-in at an event dated before the birth year counts as age 0.
                 age = max(event.local_date.year - person.birth_year, 0)
-                band = self.parameters.bands.band_for_age(age)
+                band = self._by_age.get(age) or self._by_age.setdefault(
+                    age, self.parameters.bands.band_for_age(age)
+                )
             else:
                 band = self.resolve_band(person.band_id or "")
             number = self._ids.setdefault(attendance.participant_id, len(self._ids))
@@ -140,5 +144,32 @@ def compute_indicators(
 ) -> IndicatorSet:
     """Every indicator over the held events of one fiscal year that the scope admits."""
     events = [event for event in held if scope.admits(event)]
+    return _indicator_set(events, fiscal_year, scope, parameters)
+
+
+def compute_scopes(
+    held: Sequence[HeldEvent], fiscal_year: int, scopes: Sequence[Scope], parameters: Parameters
+) -> dict[str, IndicatorSet]:
+    """Indicators for many single-filter scopes, each event list built in one pass."""
+    by_key: dict[str, list[HeldEvent]] = {Scope().key: list(held)}
+    for event in held:
+        for scope in (
+            Scope(district_id=event.district_id),
+            Scope(program_id=UUID(event.program_id)),
+            Scope(policy=event.policy),
+        ):
+            by_key.setdefault(scope.key, []).append(event)
+    answers = {}
+    for scope in scopes:
+        events = by_key.get(scope.key)
+        if events is None:
+            events = [event for event in held if scope.admits(event)]
+        answers[scope.key] = _indicator_set(events, fiscal_year, scope, parameters)
+    return answers
+
+
+def _indicator_set(
+    events: Sequence[HeldEvent], fiscal_year: int, scope: Scope, parameters: Parameters
+) -> IndicatorSet:
     values = {indicator.id: indicator.compute(events, parameters) for indicator in all_indicators()}
     return IndicatorSet(fiscal_year, scope, parameters.version, values)

@@ -50,9 +50,13 @@ class Scope:
     def admits(self, event: HeldEvent) -> bool:
         return (
             (self.district_id is None or event.district_id == self.district_id)
-            and (self.program_id is None or event.program_id == self.program_id.hex)
+            and (self.program_id is None or event.program_id == self._program_hex)
             and (self.policy is None or event.policy == self.policy)
         )
+
+    @property
+    def _program_hex(self) -> str | None:
+        return None if self.program_id is None else self.program_id.hex
 
     @property
     def key(self) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.programs import Policy
-from projections.indicators.compute import Summarizer, compute_indicators
+from projections.indicators.compute import Summarizer, compute_scopes
 from projections.indicators.facts import Facts, StoredRow
 from projections.indicators.model import Scope
 from projections.indicators.parameters import DEFAULT_PARAMETERS, Parameters
@@ -92,7 +92,5 @@ class IndicatorProjection:
         if not self.facts.events_by_year.get(fiscal_year):
             return {}
         held = self.summarizer.held_events(fiscal_year)
-        return {
-            scope.key: compute_indicators(held, fiscal_year, scope, self.parameters).as_dict()
-            for scope in standard_scopes(held)
-        }
+        answers = compute_scopes(held, fiscal_year, standard_scopes(held), self.parameters)
+        return {key: answer.as_dict() for key, answer in answers.items()}
