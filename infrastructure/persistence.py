@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import threading
-import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -44,10 +43,11 @@ from application.ports import Idempotency, StoredOutcome
 from infrastructure.settings import Settings
 
 
-def _wake_periodically(subscription: ListenNotifySubscription[Any], interval: float) -> None:
+def _wake_periodically(
+    subscription: ListenNotifySubscription[Any], interval: float, stopped: threading.Event
+) -> None:
     """Wake a subscription's pull loop on a timer until it stops."""
-    while not subscription._has_been_stopped:
-        time.sleep(interval)
+    while not stopped.wait(interval):
         subscription._has_been_notified.set()
 
 
@@ -65,11 +65,16 @@ class PollingSubscription(ListenNotifySubscription[ApplicationRecorder]):
         topics: Sequence[str] = (),
         interval: float = 0.05,
     ) -> None:
+        self._stopped = threading.Event()  # before the library's threads can call stop()
         super().__init__(recorder=recorder, gt=gt, topics=topics)
         self._timer = threading.Thread(
-            target=_wake_periodically, args=(self, interval), daemon=True
+            target=_wake_periodically, args=(self, interval, self._stopped), daemon=True
         )
         self._timer.start()
+
+    def stop(self) -> None:
+        super().stop()
+        self._stopped.set()
 
     def __exit__(self, *args: object, **kwargs: Any) -> None:
         try:
@@ -92,11 +97,16 @@ class ListenAndPollSubscription(SQLAlchemySubscription):
         topics: Sequence[str] = (),
         interval: float = 1.0,
     ) -> None:
+        self._stopped = threading.Event()  # before the library's threads can call stop()
         super().__init__(recorder=recorder, gt=gt, topics=topics)
         self._timer = threading.Thread(
-            target=_wake_periodically, args=(self, interval), daemon=True
+            target=_wake_periodically, args=(self, interval, self._stopped), daemon=True
         )
         self._timer.start()
+
+    def stop(self) -> None:
+        super().stop()
+        self._stopped.set()
 
     def __exit__(self, *args: object, **kwargs: Any) -> None:
         try:
