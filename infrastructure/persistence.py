@@ -43,76 +43,48 @@ from application.ports import Idempotency, StoredOutcome
 from infrastructure.settings import Settings
 
 
-def _wake_periodically(
-    subscription: ListenNotifySubscription[Any], interval: float, stopped: threading.Event
-) -> None:
-    """Wake a subscription's pull loop on a timer until it stops."""
-    while not stopped.wait(interval):
-        subscription._has_been_notified.set()
+class WokenByTimer(ListenNotifySubscription[Any]):
+    """The library's pull loop, also woken every ``wake_interval`` seconds until stopped."""
+
+    wake_interval = 1.0
+
+    def __init__(self, recorder: Any, gt: int | None = None, topics: Sequence[str] = ()) -> None:
+        self._stopped = threading.Event()  # before the library's threads can call stop()
+        super().__init__(recorder=recorder, gt=gt, topics=topics)
+        self._timer = threading.Thread(target=self._wake, daemon=True)
+        self._timer.start()
+
+    def _wake(self) -> None:
+        while not self._stopped.wait(self.wake_interval):
+            self._has_been_notified.set()
+
+    def stop(self) -> None:
+        super().stop()
+        self._stopped.set()
+
+    def __exit__(self, *args: object, **kwargs: Any) -> None:
+        try:
+            super().__exit__(*args, **kwargs)
+        finally:
+            self._timer.join()
 
 
-class PollingSubscription(ListenNotifySubscription[ApplicationRecorder]):
+class PollingSubscription(WokenByTimer):
     """The library's pull loop, woken by a timer: SQLite has no LISTEN/NOTIFY.
 
     Neither eventsourcing's SQLite module nor eventsourcing-sqlalchemy can subscribe on SQLite;
     this is the smallest addition that lets the library's subscriptions follow it.
     """
 
-    def __init__(
-        self,
-        recorder: ApplicationRecorder,
-        gt: int | None = None,
-        topics: Sequence[str] = (),
-        interval: float = 0.05,
-    ) -> None:
-        self._stopped = threading.Event()  # before the library's threads can call stop()
-        super().__init__(recorder=recorder, gt=gt, topics=topics)
-        self._timer = threading.Thread(
-            target=_wake_periodically, args=(self, interval, self._stopped), daemon=True
-        )
-        self._timer.start()
-
-    def stop(self) -> None:
-        super().stop()
-        self._stopped.set()
-
-    def __exit__(self, *args: object, **kwargs: Any) -> None:
-        try:
-            super().__exit__(*args, **kwargs)
-        finally:
-            self._timer.join()
+    wake_interval = 0.05
 
 
-class ListenAndPollSubscription(SQLAlchemySubscription):
+class ListenAndPollSubscription(WokenByTimer, SQLAlchemySubscription):
     """LISTEN/NOTIFY, with a wake-up every second as well.
 
     The library pulls what is recorded, then starts LISTENing in another thread: an event
     recorded in between sends its NOTIFY to nobody and would wait for the next event.
     """
-
-    def __init__(
-        self,
-        recorder: SQLAlchemyApplicationRecorder,
-        gt: int | None = None,
-        topics: Sequence[str] = (),
-        interval: float = 1.0,
-    ) -> None:
-        self._stopped = threading.Event()  # before the library's threads can call stop()
-        super().__init__(recorder=recorder, gt=gt, topics=topics)
-        self._timer = threading.Thread(
-            target=_wake_periodically, args=(self, interval, self._stopped), daemon=True
-        )
-        self._timer.start()
-
-    def stop(self) -> None:
-        super().stop()
-        self._stopped.set()
-
-    def __exit__(self, *args: object, **kwargs: Any) -> None:
-        try:
-            super().__exit__(*args, **kwargs)
-        finally:
-            self._timer.join()
 
 
 class TsunagariRecorder(SQLAlchemyApplicationRecorder):

@@ -66,11 +66,13 @@ class IndicatorProjection:
         try:
             recorded = [r for r in map(self.facts.read, rows) if r is not None]
             years = self.facts.take_touched()
+            # Computed before the transaction: on SQLite it holds the process's write lock,
+            # which check-ins wait for.
+            values = {year: self.values(year) for year in sorted(years)} if materialise else {}
             with self.datastore.transaction(commit=True) as session:
                 self.generation.write_facts(session, recorded)
-                if materialise:
-                    for year in sorted(years):
-                        self.generation.write_values(session, year, self.values(year), last)
+                for year, payloads in values.items():
+                    self.generation.write_values(session, year, payloads, last)
                 self.generation.write_tracking(session, last)
         except BaseException:
             # Memory may now be ahead of what was committed: reread the store.
