@@ -207,7 +207,6 @@ class Datastore:
         datastore = getattr(recorder, "datastore", None)
         if datastore is None or datastore.engine is None:
             raise TypeError("Tsunagari needs eventsourcing-sqlalchemy's application recorder")
-        self._datastore = datastore
         self.raw: Any = datastore
         self.engine: Engine = datastore.engine
         self.schema = schema
@@ -215,7 +214,7 @@ class Datastore:
 
     def transaction(self, *, commit: bool) -> AbstractContextManager[Any]:
         """A transaction; inside another one it joins it."""
-        transaction: AbstractContextManager[Any] = self._datastore.transaction(commit=commit)
+        transaction: AbstractContextManager[Any] = self.raw.transaction(commit=commit)
         return transaction
 
     def create_tables(self) -> None:

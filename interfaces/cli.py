@@ -180,18 +180,35 @@ def replay() -> None:
     )
 
 
+FiscalYearOption = Annotated[int, typer.Option(min=1990, max=2100, help="2026 = 2026(令和8)年度")]
+AsOfOption = Annotated[
+    datetime | None, typer.Option(formats=["%Y-%m-%d"], help="As if the log ended that day")
+]
+DistrictOption = Annotated[str | None, typer.Option()]
+ProgramOption = Annotated[UUID | None, typer.Option()]
+PolicyOption = Annotated[str | None, typer.Option(help="2-1 or 2-2")]
+
+
+def _read_scope(
+    services: Services, district: str | None, program: UUID | None, policy: str | None
+) -> Scope:
+    if district is not None:
+        services.app.districts.get(district)
+    if policy is not None and policy not in {p.value for p in Policy}:
+        raise typer.BadParameter(f"policy must be 2-1 or 2-2, not {policy!r}")
+    return Scope(district, program, policy)
+
+
 @cli.command()
 def indicators(
-    fiscal_year: Annotated[int, typer.Option(min=1990, max=2100, help="2026 = 2026(令和8)年度")],
-    as_of: Annotated[
-        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="As if the log ended that day")
-    ] = None,
+    fiscal_year: FiscalYearOption,
+    as_of: AsOfOption = None,
     definitions: Annotated[
         Path | None, typer.Option(exists=True, dir_okay=False, help="JSON definition parameters")
     ] = None,
-    district: Annotated[str | None, typer.Option()] = None,
-    program: Annotated[UUID | None, typer.Option()] = None,
-    policy: Annotated[str | None, typer.Option(help="2-1 or 2-2")] = None,
+    district: DistrictOption = None,
+    program: ProgramOption = None,
+    policy: PolicyOption = None,
 ) -> None:
     """Compute the indicators straight from the log, optionally under other definitions.
 
@@ -200,16 +217,12 @@ def indicators(
     services = _services()
     try:
         parameters = load_parameters(definitions) if definitions else DEFAULT_PARAMETERS
-        if district is not None:
-            services.app.districts.get(district)
-        if policy is not None and policy not in {p.value for p in Policy}:
-            raise typer.BadParameter(f"policy must be 2-1 or 2-2, not {policy!r}")
         result = what_if(
             services.app,
             fiscal_year,
             parameters,
             as_of=as_of.date() if as_of else None,
-            scope=Scope(district, program, policy),
+            scope=_read_scope(services, district, program, policy),
         )
     except DomainError as error:
         typer.echo(f"Error: {error}", err=True)
@@ -263,25 +276,13 @@ def _catch_up(services: Services, wait: float) -> None:
         )
 
 
-def _read_scope(
-    services: Services, district: str | None, program: UUID | None, policy: str | None
-) -> Scope:
-    if district is not None:
-        services.app.districts.get(district)
-    if policy is not None and policy not in {p.value for p in Policy}:
-        raise typer.BadParameter(f"policy must be 2-1 or 2-2, not {policy!r}")
-    return Scope(district, program, policy)
-
-
 @export_cli.command("csv")
 def export_csv(
-    fiscal_year: Annotated[int, typer.Option(min=1990, max=2100, help="2026 = 2026(令和8)年度")],
-    district: Annotated[str | None, typer.Option()] = None,
-    program: Annotated[UUID | None, typer.Option()] = None,
-    policy: Annotated[str | None, typer.Option(help="2-1 or 2-2")] = None,
-    as_of: Annotated[
-        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="As if the log ended that day")
-    ] = None,
+    fiscal_year: FiscalYearOption,
+    district: DistrictOption = None,
+    program: ProgramOption = None,
+    policy: PolicyOption = None,
+    as_of: AsOfOption = None,
     out: Annotated[
         Path | None, typer.Option(dir_okay=False, help="File to write; default: standard output")
     ] = None,
@@ -311,7 +312,7 @@ def export_csv(
 
 @cli.command()
 def report(
-    fiscal_year: Annotated[int, typer.Option(min=1990, max=2100, help="2026 = 2026(令和8)年度")],
+    fiscal_year: FiscalYearOption,
     out: Annotated[
         Path | None,
         typer.Option(dir_okay=False, help="HTML file; default: tsunagari-report-<year>.html"),

@@ -258,7 +258,7 @@ class Generation:
             query = select(table).order_by(table.c.position)
             if until_us is not None:
                 query = query.where(table.c.recorded_us <= until_us)
-            if event_ids is not None and "event_id" in table.c and table is not self.programs:
+            if event_ids is not None and "event_id" in table.c:
                 query = query.where(table.c.event_id.in_(event_ids))
             latest: dict[str, Fact] = {}
             key = table.primary_key.columns.values()[0].name

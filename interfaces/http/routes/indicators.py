@@ -51,12 +51,19 @@ AsOf = Annotated[
 ]
 
 
-def _scope(
-    services: ServicesDep, district: str | None, program: UUID | None, policy: Policy | None
+def scope_from_query(
+    services: ServicesDep,
+    district: District = None,
+    program_id: ProgramId = None,
+    policy: PolicyFilter = None,
 ) -> Scope:
+    """The filters every indicator route takes; an unknown district is refused (422)."""
     if district is not None:
         services.app.districts.get(district)
-    return Scope(district, program, policy.value if policy is not None else None)
+    return Scope(district, program_id, policy.value if policy is not None else None)
+
+
+ScopeDep = Annotated[Scope, Depends(scope_from_query)]
 
 
 @router.get(
@@ -66,12 +73,9 @@ def get_indicators(
     services: ServicesDep,
     _: Evaluator,
     fiscal_year: FiscalYear,
-    district: District = None,
-    program_id: ProgramId = None,
-    policy: PolicyFilter = None,
+    scope: ScopeDep,
     as_of: AsOf = None,
 ) -> IndicatorsOut:
-    scope = _scope(services, district, program_id, policy)
     return IndicatorsOut.model_validate(services.indicators.indicators(fiscal_year, scope, as_of))
 
 
@@ -94,11 +98,8 @@ class ProgressOut(BaseModel):
 def get_progress(
     services: ServicesDep,
     _: Evaluator,
-    district: District = None,
-    program_id: ProgramId = None,
-    policy: PolicyFilter = None,
+    scope: ScopeDep,
 ) -> ProgressOut:
-    scope = _scope(services, district, program_id, policy)
     return ProgressOut.model_validate(services.indicators.progress(services.targets, scope))
 
 
@@ -123,12 +124,9 @@ def get_indicators_csv(
     services: ServicesDep,
     _: Evaluator,
     fiscal_year: FiscalYear,
-    district: District = None,
-    program_id: ProgramId = None,
-    policy: PolicyFilter = None,
+    scope: ScopeDep,
     as_of: AsOf = None,
 ) -> Response:
-    scope = _scope(services, district, program_id, policy)
     answer = services.indicators.indicators(fiscal_year, scope, as_of)
     return Response(
         indicators_csv(answer),
