@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import ClassVar
 
 from eventsourcing.domain import event
 
@@ -29,6 +30,9 @@ class Participant(RecordedAggregate):
     """A resident who takes part. Band and district are what the indicators use."""
 
     class Registered(RecordedAggregate.Created):
+        # Attributes holding personal data: the audit trail never shows them.
+        personal_fields: ClassVar[frozenset[str]] = frozenset({"name", "contact"})
+
         birth_year: int | None
         band_id: str | None
         district_id: str
