@@ -238,15 +238,19 @@ class SqlStorage:
             Column("recorded_at", DateTime(timezone=True), nullable=False),
         )
 
+        # Built once: building a statement per command cost more than running it.
+        outcomes = self.outcomes.c
+        self._find = select(outcomes.fingerprint, outcomes.created, outcomes.result).where(
+            outcomes.scope == bindparam("scope"), outcomes.key == bindparam("key")
+        )
+        self._save = insert(self.outcomes)
+
     def atomic(self) -> AbstractContextManager[object]:
         return self.datastore.transaction(commit=True)
 
     def find_outcome(self, scope: str, key: str) -> StoredOutcome | None:
-        query = select(
-            self.outcomes.c.fingerprint, self.outcomes.c.created, self.outcomes.c.result
-        ).where(self.outcomes.c.scope == scope, self.outcomes.c.key == key)
         with self.datastore.transaction(commit=False) as session:
-            row = session.execute(query).first()
+            row = session.execute(self._find, {"scope": scope, "key": key}).first()
         if row is None:
             return None
         return StoredOutcome(row.fingerprint, bool(row.created), json.loads(row.result))
@@ -256,15 +260,16 @@ class SqlStorage:
     ) -> None:
         with self.datastore.transaction(commit=True) as session:
             session.execute(
-                insert(self.outcomes).values(
-                    scope=idempotency.scope,
-                    key=idempotency.key,
-                    fingerprint=idempotency.fingerprint,
-                    command=command,
-                    created=created,
-                    result=json.dumps(result, ensure_ascii=False, sort_keys=True),
-                    recorded_at=utc_now(),
-                )
+                self._save,
+                {
+                    "scope": idempotency.scope,
+                    "key": idempotency.key,
+                    "fingerprint": idempotency.fingerprint,
+                    "command": command,
+                    "created": created,
+                    "result": json.dumps(result, ensure_ascii=False, sort_keys=True),
+                    "recorded_at": utc_now(),
+                },
             )
 
 

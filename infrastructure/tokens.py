@@ -111,14 +111,23 @@ class TokenStore:
         self._checked.clear()
         return changed == 1
 
+    def recently_checked(self, secret: str) -> Principal | None:
+        """The principal of a token found active in the last CACHE_SECONDS, without I/O."""
+        if len(secret) > 200:
+            return None
+        checked = self._checked.get(hash_token(secret))
+        if checked is not None and time.monotonic() - checked[0] < CACHE_SECONDS:
+            return checked[1]
+        return None
+
     def authenticate(self, secret: str) -> Principal | None:
         """The principal of an active token, or None."""
         if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
             return None
+        recent = self.recently_checked(secret)
+        if recent is not None:
+            return recent
         token_hash = hash_token(secret)
-        checked = self._checked.get(token_hash)
-        if checked is not None and time.monotonic() - checked[0] < CACHE_SECONDS:
-            return checked[1]
         query = select(self.tokens.c.id, self.tokens.c.name, self.tokens.c.role).where(
             self.tokens.c.token_hash == token_hash, self.tokens.c.revoked_at.is_(None)
         )

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import structlog
 from fastapi import Depends, Header, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from application.app import Tsunagari
@@ -45,7 +46,7 @@ async def get_app(services: ServicesDep) -> Tsunagari:
 AppDep = Annotated[Tsunagari, Depends(get_app)]
 
 
-def authenticate(
+async def authenticate(
     request: Request,
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
@@ -60,7 +61,11 @@ def authenticate(
             "Send an API token as 'Authorization: Bearer <token>'.",
             challenge,
         )
-    principal = services.tokens.authenticate(credentials.credentials)
+    # A token checked moments ago is answered from memory, on the event loop; otherwise the
+    # store is asked from a worker thread, so a slow database never stalls the loop.
+    principal = services.tokens.recently_checked(credentials.credentials)
+    if principal is None:
+        principal = await run_in_threadpool(services.tokens.authenticate, credentials.credentials)
     if principal is None:
         # Never log the token itself: only that it failed, and where.
         logger.info(
@@ -93,7 +98,7 @@ class Allow:
     def __init__(self, roles: frozenset[Role]) -> None:
         self.roles = roles
 
-    def __call__(self, principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    async def __call__(self, principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
         _ensure_role(principal, self.roles)
         return principal
 

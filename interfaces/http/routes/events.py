@@ -108,10 +108,10 @@ def close_event(event_id: UUID, response: Response, app: AppDep, actor: Schedule
     },
     summary="Check a participant in (受付): 201 the first time, 200 when already checked in",
 )
-def check_in(
+async def check_in(
     event_id: UUID, body: CheckInIn, response: Response, app: AppDep, actor: Desk
 ) -> CheckInView:
-    outcome = app.check_in(
+    outcome = await app.check_in_async(
         event_id,
         participant_id=body.participant_id,
         recorded_by=actor.provenance,

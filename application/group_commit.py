@@ -1,0 +1,194 @@
+"""Group commit: commands arriving together share one transaction, so they share one commit.
+
+A check-in is a few small inserts and one commit, and the commit (an fsync on SQLite, a
+round trip and a WAL flush on PostgreSQL) costs more than the rest. Writes are serialised
+anyway (SQLite's write lock; PostgreSQL's table lock on the event log), so while one
+transaction commits the next desks' commands queue up. Group commit lets the first caller
+lead: it runs every command queued at that moment in one transaction, commits once, answers
+them all, then hands the lead to the next waiting caller. A lone caller runs its own command
+at once, with no thread hand-off.
+
+Neither eventsourcing nor SQLAlchemy batch independent commands into one transaction, hence
+this small module. It knows nothing of commands: a unit of work is a function that reads and
+writes inside the current transaction and returns an answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any, Generic, TypeVar
+
+from application.errors import ApplicationError
+from domain.errors import DomainError
+
+T = TypeVar("T")
+
+REFUSALS: tuple[type[Exception], ...] = (DomainError, ApplicationError)
+"""Errors a unit raises when it refuses a command. Units raise them before writing anything
+(they come from looking up idempotency records and deciding), so one unit's refusal leaves the
+others' writes to commit."""
+
+
+class _Unit(Generic[T]):
+    __slots__ = ("answered", "error", "future", "result", "wake", "work")
+
+    def __init__(self, work: Callable[[], T], future: asyncio.Future[None] | None = None) -> None:
+        self.work = work
+        self.future = future  # set for callers on an event loop, who wait there
+        self.wake = threading.Event()
+        self.answered = False
+        self.result: T | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.result = self.work()
+        except REFUSALS as refusal:
+            self.error = refusal
+
+    def answer(self) -> T:
+        if self.error is not None:
+            raise self.error
+        return self.result  # type: ignore[return-value]
+
+
+def _settle(futures: list[asyncio.Future[None]]) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_result(None)
+
+
+class GroupCommit:
+    """Runs units of work in shared transactions, one commit for all that queued together.
+
+    ``atomic`` opens a transaction and rolls it back on an exception, undoing anything kept in
+    memory about its writes (the aggregate cache), for a shared transaction as for a lone one.
+    One leader at a time: the transactions of one GroupCommit never overlap. A thread caller
+    leads in its own thread; for callers on an event loop, which must not block, a writer
+    thread of this GroupCommit leads.
+    """
+
+    def __init__(
+        self, atomic: Callable[[], AbstractContextManager[object]], *, max_batch: int = 64
+    ) -> None:
+        self._atomic = atomic
+        self._max_batch = max_batch
+        self._mutex = threading.Lock()
+        self._queue: list[_Unit[Any]] = []
+        self._leading = False
+        self._writer: threading.Thread | None = None
+        self._writer_wake = threading.Event()
+        self._writer_turn = False  # the lead was handed to the writer thread
+        self._closed = False
+
+    def run(self, work: Callable[[], T]) -> T:
+        """Run ``work`` in a transaction, maybe shared with other callers', and answer it.
+
+        Raises what ``work`` raised. When a shared transaction fails, each of its units runs
+        again in a transaction of its own, so one unit's conflict never fails another's.
+        """
+        unit = _Unit(work)
+        if self._enqueue(unit):
+            self._lead()
+        else:
+            unit.wake.wait()
+            if not unit.answered:  # woken to take the lead, not with its answer
+                self._lead()
+        return unit.answer()
+
+    async def run_async(self, work: Callable[[], T]) -> T:
+        """``run`` for a caller on an event loop: the loop keeps serving while it waits."""
+        unit = _Unit(work, asyncio.get_running_loop().create_future())
+        if self._enqueue(unit):
+            self._start_writer()
+            with self._mutex:
+                self._writer_turn = True
+            self._writer_wake.set()
+        assert unit.future is not None  # noqa: S101 - set just above, for the type checker
+        await unit.future
+        return unit.answer()
+
+    def close(self) -> None:
+        """Stop the writer thread, if one was started (once nothing is queued)."""
+        self._closed = True
+        self._writer_wake.set()
+        if self._writer is not None:
+            self._writer.join()
+
+    def _enqueue(self, unit: _Unit[Any]) -> bool:
+        """Queue a unit; True when its caller must see that someone leads."""
+        with self._mutex:
+            self._queue.append(unit)
+            lead = not self._leading
+            self._leading = True
+        return lead
+
+    def _start_writer(self) -> None:
+        with self._mutex:
+            if self._writer is None:
+                self._writer = threading.Thread(
+                    target=self._write, name="tsunagari-group-commit", daemon=True
+                )
+                self._writer.start()
+
+    def _write(self) -> None:
+        while True:
+            self._writer_wake.wait()
+            self._writer_wake.clear()
+            with self._mutex:
+                mine, self._writer_turn = self._writer_turn, False
+            if mine:
+                self._lead()
+            elif self._closed:
+                return
+
+    def _lead(self) -> None:
+        with self._mutex:
+            batch = self._queue[: self._max_batch]
+            del self._queue[: len(batch)]
+        try:
+            self._commit(batch)
+        except BaseException as error:  # not an Exception: stop every caller of this batch
+            for unit in batch:
+                unit.error = error
+            raise
+        finally:
+            with self._mutex:
+                if not self._queue:
+                    self._leading = False
+                elif self._queue[0].future is None:
+                    self._queue[0].wake.set()  # the next thread caller leads
+                else:
+                    self._writer_turn = True  # the writer thread leads for the next ones
+                    self._writer_wake.set()
+            loops: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+            for unit in batch:
+                unit.answered = True
+                if unit.future is None:
+                    unit.wake.set()
+                else:
+                    loops.setdefault(unit.future.get_loop(), []).append(unit.future)
+            for loop, futures in loops.items():  # one wake-up of each loop per batch
+                loop.call_soon_threadsafe(_settle, futures)
+
+    def _commit(self, batch: list[_Unit[Any]]) -> None:
+        if len(batch) > 1:
+            try:
+                with self._atomic():
+                    for unit in batch:
+                        unit.run()
+                return
+            except Exception:  # noqa: S110 - every unit is run again alone, just below
+                # A conflict, or a failure, anywhere rolled back every unit's writes: run each
+                # alone, so it reaches only the unit that met it.
+                pass
+        for unit in batch:
+            unit.error = None
+            try:
+                with self._atomic():
+                    unit.run()
+            except Exception as error:  # the unit's own failure, raised in its caller's thread
+                unit.error = error
