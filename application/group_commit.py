@@ -84,6 +84,12 @@ class GroupCommit:
         self._writer_turn = False  # the lead was handed to the writer thread
         self._closed = False
 
+    @property
+    def queued(self) -> int:
+        """Units waiting for a transaction (not counting those in the running one)."""
+        with self._mutex:
+            return len(self._queue)
+
     def run(self, work: Callable[[], T]) -> T:
         """Run ``work`` in a transaction, maybe shared with other callers', and answer it.
 

@@ -1,0 +1,238 @@
+"""Group commit: commands that queue together share a transaction, and never each other's fate."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from eventsourcing.application import AggregateNotFoundError
+from sqlalchemy import event
+
+from application.app import Outcome, Tsunagari
+from application.views import CheckInView
+from domain.attendance import Attendance
+from domain.errors import EventNotOpen, UnknownReference
+from domain.organizations import OrganizationKind
+from domain.participants import Participant
+from domain.programs import Policy, ProgramArea
+from domain.provenance import Provenance, Role
+from interfaces.bootstrap import Services
+
+BY = Provenance(actor_id="desk-token", actor_role=Role.DESK, desk_id="suge-1")
+
+
+def _event(app: Tsunagari) -> UUID:
+    org = app.register_organization(
+        name="菅町会",
+        kind=OrganizationKind.NEIGHBOURHOOD_ASSOCIATION,
+        district_id="suge",
+        recorded_by=BY,
+    ).result.id
+    program = app.launch_program(
+        name="TeamSUGE",
+        policy=Policy.MUTUAL_SUPPORT,
+        area=ProgramArea.COMMUNITY,
+        host_organization_ids=[org],
+        recorded_by=BY,
+    ).result.id
+    return app.schedule_event(
+        program_id=program,
+        title="TeamSUGE 現地ツアー",
+        starts_at=datetime(2026, 6, 14, 1, tzinfo=UTC),
+        ends_at=None,
+        district_id="suge",
+        venue=None,
+        recorded_by=BY,
+    ).result.id
+
+
+def _participants(app: Tsunagari, count: int) -> list[UUID]:
+    return [
+        app.register_participant(
+            birth_year=1950 + i, band_id=None, district_id="suge", recorded_by=BY
+        ).result.id
+        for i in range(count)
+    ]
+
+
+@contextmanager
+def commits_counted(services: Services) -> Iterator[list[int]]:
+    """Counts the commits the store sees while the block runs."""
+    seen: list[int] = []
+
+    def on_commit(_: Any) -> None:
+        seen.append(1)
+
+    engine = services.datastore.engine
+    event.listen(engine, "commit", on_commit)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "commit", on_commit)
+
+
+@contextmanager
+def lead_held(app: Tsunagari) -> Iterator[Callable[[int], None]]:
+    """Holds the lead with a command of its own, so that the next ones queue behind it.
+
+    Yields ``release(expected)``: wait until ``expected`` commands are queued, then let go;
+    they then run as one batch."""
+    go = threading.Event()
+    with ThreadPoolExecutor(1) as pool:
+        holder = pool.submit(app.commits.run, go.wait)
+        while app.commits.queued or not holder.running():  # the holder leads, alone
+            time.sleep(0.001)
+
+        def release(expected: int) -> None:
+            deadline = time.monotonic() + 10
+            while app.commits.queued < expected:
+                assert time.monotonic() < deadline, "the commands did not queue"
+                time.sleep(0.001)
+            go.set()
+
+        yield release
+        holder.result(timeout=10)
+
+
+def _check_in(app: Tsunagari, event_id: UUID, participant_id: UUID) -> Outcome[CheckInView]:
+    return app.check_in(event_id, participant_id=participant_id, recorded_by=BY)
+
+
+def _answers(futures: list[Future[Outcome[CheckInView]]]) -> list[object]:
+    answers: list[object] = []
+    for future in futures:
+        try:
+            answers.append(future.result(timeout=30))
+        except Exception as error:
+            answers.append(error)
+    return answers
+
+
+def test_check_ins_queued_together_are_recorded_with_one_commit(services: Services) -> None:
+    app = services.app
+    event_id = _event(app)
+    people = _participants(app, 10)
+    with (
+        ThreadPoolExecutor(10) as desks,
+        lead_held(app) as release,
+        commits_counted(services) as commits,
+    ):
+        futures = [desks.submit(_check_in, app, event_id, person) for person in people]
+        release(len(people))
+        answers = _answers(futures)
+    assert all(isinstance(answer, Outcome) and answer.created for answer in answers)
+    # The holder touched no table, so the store saw one commit: the ten check-ins'.
+    assert len(commits) == 1
+    roster = services.roster.check_ins_at(event_id)
+    assert sorted(entry.participant_id for entry in roster) == sorted(people)
+
+
+def test_a_refused_command_leaves_the_others_of_its_transaction_recorded(
+    services: Services,
+) -> None:
+    app = services.app
+    event_id, cancelled = _event(app), _event(app)
+    app.cancel_event(cancelled, reason="台風のため中止", recorded_by=BY)
+    people = _participants(app, 4)
+    stranger = uuid4()
+    with ThreadPoolExecutor(6) as desks, lead_held(app) as release:
+        futures = [desks.submit(_check_in, app, event_id, person) for person in people[:2]]
+        futures.append(desks.submit(_check_in, app, event_id, stranger))
+        futures.append(desks.submit(_check_in, app, cancelled, people[2]))
+        futures.append(desks.submit(_check_in, app, event_id, people[3]))
+        release(5)
+        answers = _answers(futures)
+    assert isinstance(answers[2], UnknownReference)
+    assert isinstance(answers[3], EventNotOpen)
+    assert [isinstance(answer, Outcome) and answer.created for answer in answers] == [
+        True,
+        True,
+        False,
+        False,
+        True,
+    ]
+    roster = services.roster.check_ins_at(event_id)
+    assert sorted(entry.participant_id for entry in roster) == sorted(
+        [people[0], people[1], people[3]]
+    )
+    assert services.roster.check_ins_at(cancelled) == []
+
+
+def test_a_conflict_inside_a_shared_transaction_reaches_only_the_command_that_met_it(
+    services: Services,
+) -> None:
+    app = services.app
+    event_id = _event(app)
+    people = _participants(app, 3)
+    # Two desks check the same person in within one transaction: the store refuses the second
+    # creation of the same check-in, which rolls back everyone's writes.
+    twice = [people[0], people[1], people[0], people[2]]
+    with ThreadPoolExecutor(4) as desks, lead_held(app) as release:
+        futures = [desks.submit(_check_in, app, event_id, person) for person in twice]
+        release(len(twice))
+        answers = _answers(futures)
+    outcomes = [answer for answer in answers if isinstance(answer, Outcome)]
+    assert len(outcomes) == 4, answers
+    assert sorted(outcome.created for outcome in outcomes) == [False, True, True, True]
+    assert {outcome.result.participant_id for outcome in outcomes} == set(people)
+    attendance = app.repository.get(Attendance.create_id(event_id, people[0]))
+    assert attendance.version == 1  # one check-in recorded, not two
+    roster = services.roster.check_ins_at(event_id)
+    assert sorted(entry.participant_id for entry in roster) == sorted(people)
+
+
+def test_a_rolled_back_transaction_leaves_nothing_in_the_aggregate_cache(
+    services: Services,
+) -> None:
+    app = services.app
+    participant = Participant.register(
+        birth_year=1948,
+        band_id=None,
+        district_id="suge",
+        name=None,
+        contact=None,
+        today=app.today(),
+        bands=app.bands,
+        recorded_by=BY,
+    )
+
+    def write_read_then_fail() -> None:
+        app._written.append(participant.id)
+        app.save(participant)
+        # A later command of the same transaction reads it: now it is cached.
+        assert app.repository.get(participant.id).id == participant.id
+        raise RuntimeError("the commit failed")
+
+    with pytest.raises(RuntimeError):
+        app.commits.run(write_read_then_fail)
+    with pytest.raises(AggregateNotFoundError):
+        app.repository.get(participant.id)
+
+
+def test_check_ins_from_an_event_loop_share_commits_and_all_land(services: Services) -> None:
+    app = services.app
+    event_id = _event(app)
+    people = _participants(app, 40)
+
+    async def desks() -> list[Outcome[CheckInView]]:
+        return await asyncio.gather(
+            *(
+                app.check_in_async(event_id, participant_id=person, recorded_by=BY)
+                for person in people + people[:5]  # five retried without a key: 200
+            )
+        )
+
+    with commits_counted(services) as commits:
+        outcomes = asyncio.run(desks())
+    assert [outcome.created for outcome in outcomes] == [True] * 40 + [False] * 5
+    assert len(commits) < len(outcomes)
+    roster = services.roster.check_ins_at(event_id)
+    assert sorted(entry.participant_id for entry in roster) == sorted(people)
