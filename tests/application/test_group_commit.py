@@ -183,7 +183,7 @@ def test_a_conflict_inside_a_shared_transaction_reaches_only_the_command_that_me
     assert len(outcomes) == 4, answers
     assert sorted(outcome.created for outcome in outcomes) == [False, True, True, True]
     assert {outcome.result.participant_id for outcome in outcomes} == set(people)
-    attendance = app.repository.get(Attendance.create_id(event_id, people[0]))
+    attendance: Attendance = app.repository.get(Attendance.create_id(event_id, people[0]))
     assert attendance.version == 1  # one check-in recorded, not two
     roster = services.roster.check_ins_at(event_id)
     assert sorted(entry.participant_id for entry in roster) == sorted(people)
