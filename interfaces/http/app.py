@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -40,6 +41,20 @@ TAGS = [
 ]
 
 
+def settle_collector() -> None:
+    """Keep the cyclic garbage collector's pauses out of the desks' latency.
+
+    Everything built at start-up lives as long as the server: frozen, no collection scans it
+    again. Young collections run every 20,000 allocations rather than 700, and the older
+    generations less often: a check-in allocates a few thousand objects, nearly all freed by
+    reference counting, and the default thresholds paused every few requests (p99 at 16
+    desks fell from about 95 ms to about 55 ms, bench/README.md).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
+
+
 def operation_id(route: APIRoute) -> str:
     """Stable operation ids: the route function's name (check_in, cancel_event...)."""
     return route.name
@@ -53,6 +68,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = services is None
         app.state.services = build_services(settings) if own else services
+        if own:
+            settle_collector()
         follower = None
         if own and settings.run_projections:
             follower = app.state.services.follower()
