@@ -176,6 +176,17 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
         self._notify_channel(session)
         return ids
 
+    def _lock_table(self, session: Session) -> None:
+        # Once a transaction: a group-commit transaction inserts for several commands, and
+        # PostgreSQL holds the lock until commit anyway; each LOCK was a round trip.
+        if _first_in_transaction(session, "tsunagari_events_locked"):
+            super()._lock_table(session)
+
+    def _notify_channel(self, session: Session) -> None:
+        # Once a transaction too: listeners hear of it at commit, once is enough.
+        if _first_in_transaction(session, "tsunagari_listeners_notified"):
+            super()._notify_channel(session)
+
     @functools.cached_property
     def _insert_returning(self) -> Any:
         table = self.events_record_cls.__table__
@@ -188,6 +199,15 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
         if engine is not None and engine.dialect.name == "sqlite":
             return PollingSubscription(self, gt=gt, topics=topics)
         return ListenAndPollSubscription(self, gt=gt, topics=topics)
+
+
+def _first_in_transaction(session: Session, what: str) -> bool:
+    """True the first time ``what`` is asked of the session's current transaction."""
+    transaction = session.get_transaction()
+    if session.info.get(what) is transaction:
+        return False
+    session.info[what] = transaction
+    return True
 
 
 class TsunagariFactory(SQLAlchemyFactory):

@@ -236,3 +236,29 @@ def test_check_ins_from_an_event_loop_share_commits_and_all_land(services: Servi
     assert len(commits) < len(outcomes)
     roster = services.roster.check_ins_at(event_id)
     assert sorted(entry.participant_id for entry in roster) == sorted(people)
+
+
+def test_a_shared_transaction_still_locks_the_log_but_once(services: Services) -> None:
+    """PostgreSQL: the log's table lock (commit order = position order) is still taken, once."""
+    if services.datastore.engine.dialect.name != "postgresql":
+        pytest.skip("only PostgreSQL locks the log's table")
+    app = services.app
+    event_id = _event(app)
+    people = _participants(app, 6)
+    statements: list[str] = []
+
+    def on_execute(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement.split()[0].upper())
+
+    engine = services.datastore.engine
+    with ThreadPoolExecutor(6) as desks, lead_held(app) as release:
+        event.listen(engine, "before_cursor_execute", on_execute)
+        try:
+            futures = [desks.submit(_check_in, app, event_id, person) for person in people]
+            release(len(people))
+            answers = _answers(futures)
+        finally:
+            event.remove(engine, "before_cursor_execute", on_execute)
+    assert all(isinstance(answer, Outcome) and answer.created for answer in answers)
+    assert statements.count("INSERT") >= len(people)
+    assert statements.count("LOCK") == 1
