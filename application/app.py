@@ -92,7 +92,9 @@ class Tsunagari(Application[UUID]):
         self.bands = bands
         self.districts = districts
         self.inline_projections: list[InlineProjection] = []
-        self._written: list[UUID] = []  # aggregates written in the open transaction
+        # The open transaction's aggregates: written, and lent to read-only lookups.
+        self._written: list[UUID] = []
+        self._lent: dict[UUID, object] = {}
         self.commits = GroupCommit(self._transaction)
 
     def close(self) -> None:
@@ -412,11 +414,17 @@ class Tsunagari(Application[UUID]):
 
     def _find(self, kind: type[A], aggregate_id: UUID, *, read_only: bool = False) -> A | None:
         """An aggregate, or None. ``read_only``: the command will not change it, so the cached
-        copy is lent rather than deep-copied."""
-        try:
-            aggregate: object = self.repository.get(aggregate_id, deepcopy_from_cache=not read_only)
-        except AggregateNotFoundError:
-            return None
+        copy is lent rather than deep-copied, and lent again to the next commands of the same
+        transaction (desks checking in at one event all read that event) unless one of them
+        changes it."""
+        aggregate: object = self._lent.get(aggregate_id) if read_only else None
+        if aggregate is None:
+            try:
+                aggregate = self.repository.get(aggregate_id, deepcopy_from_cache=not read_only)
+            except AggregateNotFoundError:
+                return None
+            if read_only:
+                self._lent[aggregate_id] = aggregate
         return aggregate if isinstance(aggregate, kind) else None
 
     def _get(self, kind: type[A], aggregate_id: UUID, what: str, *, read_only: bool = False) -> A:
@@ -489,7 +497,9 @@ class Tsunagari(Application[UUID]):
             with recording_clock(self.clock):
                 decision = decide()
             if decision.aggregates:
-                self._written.extend(aggregate.id for aggregate in decision.aggregates)
+                for aggregate in decision.aggregates:
+                    self._written.append(aggregate.id)
+                    self._lent.pop(aggregate.id, None)
                 recordings = self.save(*decision.aggregates)
                 events = [recording.domain_event for recording in recordings]
                 for projection in self.inline_projections:
@@ -513,7 +523,7 @@ class Tsunagari(Application[UUID]):
         """One transaction of commands. When it rolls back, forget what its reads cached:
         a command later in a shared transaction may have read an aggregate an earlier one
         wrote, and the cache must never hold a state the log does not."""
-        self._written = []
+        self._written, self._lent = [], {}
         try:
             with self.storage.atomic():
                 yield
@@ -524,6 +534,8 @@ class Tsunagari(Application[UUID]):
                     with suppress(KeyError):
                         cache.get(aggregate_id, evict=True)
             raise
+        finally:
+            self._lent = {}
 
     def _replay(self, idempotency: Idempotency, result_type: type[V]) -> Outcome[V] | None:
         stored = self.storage.find_outcome(idempotency.scope, idempotency.key)
