@@ -271,8 +271,6 @@ class AuditTrail:
         state = decode_state(self.mapper, record.state)
         recorded_at = state.pop("timestamp", None)
         by = state.pop("recorded_by", None)
-        if isinstance(by, Mapping):
-            by = Provenance(**by)
         masked = personal_fields(record.topic)
         payload = {
             key: ENCRYPTED
