@@ -148,7 +148,12 @@ class LogArchive:
             last = record.position
         if current is not None:
             files.append(current.close())
-        self._check_stored_link(last, head)
+        try:
+            self._check_stored_link(last, head)
+        except ExportRefused:
+            for written in files:
+                (out / written["name"]).unlink()
+            raise
         exported_at = self.app.clock()
         manifest = {
             "format": FORMAT,

@@ -462,9 +462,9 @@ def audit_export(
     finally:
         services.close()
     rate = result.records / result.seconds if result.seconds else 0.0
-    span = f"positions {result.first_position}–{result.last_position}" if result.records else ""
+    span = f" (positions {result.first_position}–{result.last_position})" if result.records else ""
     typer.echo(
-        f"Exported {result.records} records ({span}) in {result.files} files to {out} "
+        f"Exported {result.records} records{span} in {result.files} files to {out} "
         f"in {result.seconds:.2f} s ({rate:,.0f} records/s)."
     )
     typer.echo(f"cutoff    {result.cutoff.isoformat()}")

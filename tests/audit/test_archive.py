@@ -319,3 +319,22 @@ def test_an_import_into_a_store_that_holds_records_is_refused(
     assert _stored(fresh) == (1, 0, 0)
     assert run(services, "audit", "import", str(out)).exit_code == 1
     assert _stored(services) == (3, 0, 0)
+
+
+def test_a_log_that_no_longer_fits_its_seal_is_not_exported(
+    services: Services, run: Run, tmp_path: Path
+) -> None:
+    _organizations(services, 4)
+    services.seal.seal()
+    with services.datastore.engine.begin() as connection:
+        connection.execute(
+            services.seal.events.update()
+            .where(services.seal.events.c.id == 2)
+            .values(state=b'{"name":"x"}')
+        )
+
+    result = run(services, "audit", "export", "--fiscal-year", "2026", "--out", str(tmp_path / "x"))
+
+    assert result.exit_code == 1
+    assert "does not fit its hash chain at position 4" in result.stderr
+    assert list((tmp_path / "x").iterdir()) == []  # no half an export left behind
