@@ -270,7 +270,8 @@ class AuditTrail:
         """One stored record, decoded, with its personal fields masked."""
         state = decode_state(self.mapper, record.state)
         recorded_at = state.pop("timestamp", None)
-        by = state.pop("recorded_by", None)
+        recorded_by = state.pop("recorded_by", None)
+        by = recorded_by if isinstance(recorded_by, Provenance) else None
         masked = personal_fields(record.topic)
         payload = {
             key: ENCRYPTED
@@ -286,10 +287,10 @@ class AuditTrail:
             type=record.topic.rpartition(":")[2],
             topic=record.topic,
             recorded_at=recorded_at if isinstance(recorded_at, datetime) else None,
-            actor_id=by.actor_id if isinstance(by, Provenance) else None,
-            actor_role=by.actor_role.value if isinstance(by, Provenance) else None,
-            desk_id=by.desk_id if isinstance(by, Provenance) else None,
-            request_id=by.request_id if isinstance(by, Provenance) else None,
+            actor_id=by.actor_id if by else None,
+            actor_role=by.actor_role.value if by else None,
+            desk_id=by.desk_id if by else None,
+            request_id=by.request_id if by else None,
             payload=payload,
         )
 
