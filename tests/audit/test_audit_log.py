@@ -160,6 +160,8 @@ def test_filters_by_recorded_at_with_bare_dates_in_japan_time(
     assert [e["position"] for e in since] == [2, 3, 4]
     until = _all_pages(api, "&to=2026-06-01T14:59:00Z")
     assert [e["position"] for e in until] == [1]
+    naive_is_japan_time = _all_pages(api, "&to=2026-06-01T23:59:00")
+    assert [e["position"] for e in naive_is_japan_time] == [1]
 
 
 def test_a_filter_checked_on_decoded_records_scans_a_bounded_stretch_per_page(
