@@ -79,7 +79,9 @@ class LogSeal:
             Column("sealed_at", DateTime(timezone=True), nullable=False),
         )
 
-    def _records(self, after: int) -> Iterator[tuple[int, str, int, str, bytes]]:
+    def records(self, after: int) -> Iterator[tuple[int, str, int, str, bytes]]:
+        """Stored records after a position, in log order, as chained: (position, originator id
+        as 32 hex digits, version, topic, state bytes)."""
         query = text(
             "SELECT id, originator_id, originator_version, topic, state "  # noqa: S608 - our table
             f"FROM {self.events.fullname} WHERE id > :after ORDER BY id LIMIT :limit"
@@ -121,7 +123,7 @@ class LogSeal:
         position, head = (last[0], last[1]) if last is not None else (0, GENESIS)
         pending: list[dict[str, Any]] = []
         records = 0
-        for record in self._records(position):
+        for record in self.records(position):
             head = link(head, *record)
             position = record[0]
             pending.append({"position": position, "link": head})
@@ -152,7 +154,7 @@ class LogSeal:
         with self.datastore.engine.connect() as connection:
             seals = connection.execute(select(self.seals.c.position, self.seals.c.head)).all()
         sealed_positions = {seal_position for seal_position, _ in seals}
-        records = self._records(0)
+        records = self.records(0)
         previous = GENESIS
         checked = 0
         chained: dict[int, str] = {0: GENESIS}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,7 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from application.app import Tsunagari, utc_now
+from application.audit import AuditTrail
+from infrastructure.archive import LogArchive
 from infrastructure.locks import AdvisoryLock, FileLock
+from infrastructure.log_records import SqlLogRecords
 from infrastructure.persistence import Datastore, open_application
 from infrastructure.seal import LogSeal
 from infrastructure.settings import Settings
@@ -42,6 +46,16 @@ class Services:
     def follower(self) -> Follower:
         """A follower of the live log for the indicator projections (not started)."""
         return Follower(self.app, self.indicators, self.runner_lock())
+
+    @functools.cached_property
+    def audit(self) -> AuditTrail:
+        """The auditors' read-only view of the log."""
+        return AuditTrail(self.app.mapper, SqlLogRecords(self.app.recorder))
+
+    @functools.cached_property
+    def archive(self) -> LogArchive:
+        """Exports of the log and imports into an empty store."""
+        return LogArchive(self.app, self.datastore, self.seal)
 
     def close(self) -> None:
         self.app.close()

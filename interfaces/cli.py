@@ -12,9 +12,12 @@ from uuid import UUID
 import typer
 import uvicorn
 
+from application.audit import DEFAULT_LIMIT, MAX_LIMIT, AuditEntry, LogQuery
 from domain.errors import DomainError
+from domain.events import JST
 from domain.programs import Policy
 from domain.provenance import Role
+from infrastructure.archive import ExportRefused, ImportRefused
 from infrastructure.logging import configure_logging
 from infrastructure.settings import Settings
 from interfaces.bootstrap import Services, build_services
@@ -37,7 +40,9 @@ demo_cli = typer.Typer(
     help="Demo data built from the plan's real programmes.", no_args_is_help=True
 )
 projections_cli = typer.Typer(help="The indicator projections.", no_args_is_help=True)
-audit_cli = typer.Typer(help="Auditors' tools: seal and verify the log.", no_args_is_help=True)
+audit_cli = typer.Typer(
+    help="Auditors' tools: read, seal, verify, export and import the log.", no_args_is_help=True
+)
 cli.add_typer(audit_cli, name="audit")
 cli.add_typer(token_cli, name="token")
 cli.add_typer(demo_cli, name="demo")
@@ -381,6 +386,114 @@ def audit_verify(
         raise typer.Exit(1)
     typer.echo(
         f"OK: the sealed log is intact ({result.unsealed} records appended since the last seal)."
+    )
+
+
+def _entry_line(entry: AuditEntry) -> str:
+    when = f"{entry.recorded_at.astimezone(JST):%Y-%m-%d %H:%M:%S}" if entry.recorded_at else "-"
+    who = f"{entry.actor_role or '-'}:{entry.actor_id or '-'}"
+    payload = json.dumps(entry.as_json()["payload"], ensure_ascii=False, separators=(",", ":"))
+    return (
+        f"{entry.position:>9}  {when}  {entry.type:<26}  {entry.stream_id} v{entry.version:<3}  "
+        f"{who}  desk={entry.desk_id or '-'}  req={entry.request_id or '-'}  {payload}"
+    )
+
+
+@audit_cli.command("log")
+def audit_log(
+    after: Annotated[int, typer.Option(help="Entries after this position")] = 0,
+    limit: Annotated[int, typer.Option(help=f"At most this many (1–{MAX_LIMIT})")] = DEFAULT_LIMIT,
+    type_: Annotated[
+        str | None, typer.Option("--type", help="Event type, e.g. Attendance.CheckedIn")
+    ] = None,
+    actor: Annotated[str | None, typer.Option(help="Actor (token) id")] = None,
+    from_: Annotated[
+        str | None, typer.Option("--from", help="Recorded at or after (ISO 8601; dates in JST)")
+    ] = None,
+    to: Annotated[
+        str | None, typer.Option(help="Recorded at or before (a date: to its end)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON Lines, one entry a line")] = False,
+) -> None:
+    """Print a page of the log, as GET /audit/log answers it; personal fields masked."""
+    services = _services()
+    try:
+        query = LogQuery.parse(
+            after=after, limit=limit, type=type_, actor=actor, recorded_from=from_, recorded_to=to
+        )
+        page = services.audit.log(query)
+    except DomainError as error:
+        typer.echo(f"Error: {error}", err=True)
+        raise typer.Exit(2) from error
+    finally:
+        services.close()
+    if not as_json:
+        typer.echo(
+            f"{'position':>9}  {'recorded at (JST)':<19}  {'type':<26}  {'stream':<36} version  "
+            "role:actor  desk  request  payload"
+        )
+    for entry in page.entries:
+        typer.echo(
+            json.dumps(entry.as_json(), ensure_ascii=False) if as_json else _entry_line(entry)
+        )
+    # The cursor goes to stderr, so that --json output stays one entry a line.
+    if page.next_after is None:
+        typer.echo(f"End of the log (head {page.head}).", err=True)
+    else:
+        typer.echo(f"Next page: --after {page.next_after} (head {page.head}).", err=True)
+
+
+@audit_cli.command("export")
+def audit_export(
+    fiscal_year: FiscalYearOption,
+    out: Annotated[Path, typer.Option(file_okay=False, help="A new or empty folder")],
+) -> None:
+    """Export the log as it stood at the end of a fiscal year: JSON Lines and a manifest.
+
+    Every record up to the first one recorded after 31 March of the next year (JST), or the
+    whole log so far when the year is not over; with SHA-256 of each file and the chain's seal.
+    """
+    services = _services()
+    try:
+        result = services.archive.export(fiscal_year, out)
+    except ExportRefused as error:
+        typer.echo(f"Refused: {error}", err=True)
+        raise typer.Exit(1) from error
+    finally:
+        services.close()
+    rate = result.records / result.seconds if result.seconds else 0.0
+    span = f" (positions {result.first_position}–{result.last_position})" if result.records else ""
+    typer.echo(
+        f"Exported {result.records} records{span} in {result.files} files to {out} "
+        f"in {result.seconds:.2f} s ({rate:,.0f} records/s)."
+    )
+    typer.echo(f"cutoff    {result.cutoff.isoformat()}")
+    typer.echo(f"head      {result.head}")
+
+
+@audit_cli.command("import")
+def audit_import(
+    directory: Annotated[Path, typer.Argument(file_okay=False, help="An export's folder")],
+    seal: Annotated[
+        str | None, typer.Option("--seal", help="The export's head as kept outside the system")
+    ] = None,
+) -> None:
+    """Import an export into an EMPTY store, after checking every hash and the chain head."""
+    services = _services()
+    try:
+        result = services.archive.import_export(directory, seal)
+    except ImportRefused as error:
+        typer.echo(f"Refused: {error}. Nothing was imported.", err=True)
+        raise typer.Exit(1) from error
+    finally:
+        services.close()
+    rate = result.records / result.seconds if result.seconds else 0.0
+    typer.echo(
+        f"Imported {result.records} records up to position {result.last_position} in "
+        f"{result.seconds:.2f} s ({rate:,.0f} records/s); sealed with head {result.head}."
+    )
+    typer.echo(
+        "Next: tsunagari audit verify --seal HEAD, then tsunagari replay for the indicators."
     )
 
 

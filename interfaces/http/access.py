@@ -13,3 +13,5 @@ READ_RECORDS = EVERY_ROLE
 """Organisations, programmes, events and attendance lists: no personal data."""
 READ_INDICATORS = frozenset({Role.COORDINATOR, Role.EVALUATOR, Role.AUDITOR, Role.ADMIN})
 """Outcome indicators: aggregate numbers, no personal data."""
+AUDIT = frozenset({Role.AUDITOR, Role.ADMIN})
+"""The audit trail: every stored record, personal fields masked."""

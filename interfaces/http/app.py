@@ -14,6 +14,7 @@ from interfaces.bootstrap import Services, build_services
 from interfaces.http.middleware import RequestBodyMiddleware, RequestContextMiddleware
 from interfaces.http.problems import install_problem_handlers
 from interfaces.http.routes import (
+    audit,
     events,
     health,
     indicators,
@@ -37,6 +38,7 @@ TAGS = [
     {"name": "attendance", "description": "受付: check-ins, corrections and walk-in headcounts"},
     {"name": "participants", "description": "参加者: residents, by generation and district"},
     {"name": "indicators", "description": "3年後の成果指標: outcome indicators from the log"},
+    {"name": "audit", "description": "監査: the log itself, read-only, personal fields masked"},
     {"name": "health", "description": "Liveness"},
 ]
 
@@ -91,7 +93,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         generate_unique_id_function=operation_id,
     )
     install_problem_handlers(app)
-    for module in (organizations, programs, events, participants, indicators, health):
+    for module in (organizations, programs, events, participants, indicators, audit, health):
         app.include_router(module.router)
     app.include_router(events.attendance)
     app.include_router(indicators.csv_router)

@@ -15,6 +15,7 @@ ALL = frozenset(Role)
 SCHEDULING = frozenset({Role.COORDINATOR, Role.ADMIN})
 FRONT_DESK = frozenset({Role.DESK, Role.COORDINATOR, Role.ADMIN})
 INDICATORS = frozenset({Role.COORDINATOR, Role.EVALUATOR, Role.AUDITOR, Role.ADMIN})
+AUDIT = frozenset({Role.AUDITOR, Role.ADMIN})
 
 # (method, path, JSON body, roles allowed) — the table in README.md, route by route.
 ROUTES: list[tuple[str, str, dict[str, object] | None, frozenset[Role]]] = [
@@ -60,6 +61,8 @@ ROUTES: list[tuple[str, str, dict[str, object] | None, frozenset[Role]]] = [
     ("GET", "/indicators?fiscal_year=2026", None, INDICATORS),
     ("GET", "/indicators/progress", None, INDICATORS),
     ("GET", "/indicators.csv?fiscal_year=2026", None, INDICATORS),
+    ("GET", "/audit/log?limit=5", None, AUDIT),
+    ("GET", "/audit/streams/{event}", None, AUDIT),
 ]
 
 

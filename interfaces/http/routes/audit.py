@@ -1,0 +1,108 @@
+"""監査: the audit trail, read-only, for auditors and admins."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from application.audit import DEFAULT_LIMIT, MAX_LIMIT, LogQuery
+from infrastructure.tokens import Principal
+from interfaces.http.access import AUDIT
+from interfaces.http.deps import Allow, ServicesDep
+from interfaces.http.problems import problem_responses
+
+router = APIRouter(prefix="/audit", tags=["audit"])
+Auditor = Annotated[Principal, Depends(Allow(AUDIT))]
+
+
+class AuditEntryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    position: int = Field(description="Global position in the log (notification id)")
+    stream_id: UUID = Field(description="The aggregate (originator) the record belongs to")
+    version: int = Field(description="The record's version within its stream")
+    type: str = Field(examples=["Attendance.CheckedIn"])
+    topic: str = Field(examples=["domain.attendance:Attendance.CheckedIn"])
+    recorded_at: datetime | None = Field(description="The event's timestamp")
+    actor_id: str | None = Field(description="The token id that recorded it")
+    actor_role: str | None = Field(examples=["desk"])
+    desk_id: str | None = Field(examples=["suge-tablet-2"])
+    request_id: str | None
+    payload: dict[str, Any] = Field(
+        description='The stored attributes; personal fields only as "[encrypted]"',
+        examples=[{"birth_year": 1950, "district_id": "suge", "name": "[encrypted]"}],
+    )
+
+
+class AuditPageOut(BaseModel):
+    entries: list[AuditEntryOut]
+    next_after: int | None = Field(
+        description="Pass as `after` for the next page; null when the log's head was reached"
+    )
+    head: int = Field(description="The log's last position when this page was read")
+
+
+class StreamEntryOut(AuditEntryOut):
+    corrects: int | None = Field(
+        description="The version this one corrects (a revert: the check-in it reverts)"
+    )
+    corrected_by: list[int] = Field(description="Later versions that correct this one")
+
+
+class StreamOut(BaseModel):
+    stream_id: UUID
+    versions: list[StreamEntryOut]
+
+
+@router.get(
+    "/log",
+    responses=problem_responses(401, 403, 422),
+    summary="Page through the whole log in order of position, with a cursor",
+)
+def get_audit_log(
+    services: ServicesDep,
+    _: Auditor,
+    after: Annotated[int, Query(description="Entries after this position")] = 0,
+    limit: Annotated[int, Query(description=f"At most this many (1–{MAX_LIMIT})")] = DEFAULT_LIMIT,
+    type: Annotated[str | None, Query(description="Event type, e.g. Attendance.CheckedIn")] = None,
+    actor: Annotated[str | None, Query(description="Actor (token) id")] = None,
+    recorded_from: Annotated[
+        str | None,
+        Query(alias="from", description="Recorded at or after (ISO 8601; a bare date is JST)"),
+    ] = None,
+    recorded_to: Annotated[
+        str | None,
+        Query(alias="to", description="Recorded at or before (a bare date: to its end, JST)"),
+    ] = None,
+) -> AuditPageOut:
+    query = LogQuery.parse(
+        after=after,
+        limit=limit,
+        type=type,
+        actor=actor,
+        recorded_from=recorded_from,
+        recorded_to=recorded_to,
+    )
+    page = services.audit.log(query)
+    return AuditPageOut(
+        entries=[AuditEntryOut.model_validate(entry) for entry in page.entries],
+        next_after=page.next_after,
+        head=page.head,
+    )
+
+
+@router.get(
+    "/streams/{stream_id}",
+    responses=problem_responses(401, 403, 404, 422),
+    summary="The whole history of one aggregate, corrections next to what they correct",
+)
+def get_audit_stream(services: ServicesDep, _: Auditor, stream_id: UUID) -> StreamOut:
+    versions = services.audit.stream(stream_id)
+    return StreamOut(
+        stream_id=stream_id,
+        versions=[StreamEntryOut.model_validate(entry) for entry in versions],
+    )
