@@ -13,3 +13,5 @@ READ_RECORDS = EVERY_ROLE
 """Organisations, programmes, events and attendance lists: no personal data."""
 READ_INDICATORS = frozenset({Role.COORDINATOR, Role.EVALUATOR, Role.AUDITOR, Role.ADMIN})
 """Outcome indicators: aggregate numbers, no personal data."""
+ADMIN_ONLY = frozenset({Role.ADMIN})
+"""Erasure and disclosure (開示) of one participant's personal data."""
