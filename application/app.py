@@ -371,7 +371,9 @@ class Tsunagari(Application[UUID]):
             view = self._participant_view(participant)
             return Decision(view, False, (participant,) if changed else ())
 
-        return self._execute("erase_participant", ParticipantView, idempotency, decide)
+        outcome = self._execute("erase_participant", ParticipantView, idempotency, decide)
+        self.keys.purge()
+        return outcome
 
     def disclose_participant(self, participant_id: UUID) -> DisclosureView:
         """開示: everything held on one participant, attendance history included."""

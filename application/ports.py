@@ -71,6 +71,10 @@ class ParticipantKeys(Protocol):
     def destroy(self, participant_id: UUID) -> None:
         """Delete the key for good, in the current transaction; harmless when already gone."""
 
+    def purge(self) -> None:
+        """After the deleting transaction committed: leave no copy of a destroyed key in the
+        store's files (e.g. SQLite's write-ahead log)."""
+
 
 class AttendanceIndex(Protocol):
     """Which events a participant was checked in at (a read model), for the disclosure."""

@@ -4,7 +4,8 @@ Each participant's personal data is sealed with the library's AES-GCM cipher
 (``eventsourcing.cipher.AESCipher``) under a 256-bit key of its own. Erasure deletes the key row:
 the envelopes in the log stay byte for byte (the log is append-only, and its seal unchanged) but
 can never be opened again. On SQLite the delete runs with ``PRAGMA secure_delete`` so the freed
-bytes are zeroed in the file rather than left on a free page.
+bytes are zeroed in the file rather than left on a free page, and a checkpoint afterwards
+removes the page's earlier version from the write-ahead log.
 """
 
 from __future__ import annotations
@@ -83,3 +84,15 @@ class KeyTable:
             session.execute(
                 delete(self.keys).where(self.keys.c.participant_id == str(participant_id))
             )
+
+    def purge(self) -> None:
+        if self.datastore.engine.dialect.name != "sqlite":
+            # PostgreSQL: the deleted row is gone from every query and dump at once; its dead
+            # tuple leaves the data files at the next (auto)vacuum.
+            return
+        # WAL mode keeps the page as it was before the delete in the -wal file until a
+        # checkpoint: copy every frame into the file (whose page is now zeroed) and truncate
+        # the WAL. Readers holding an older snapshot can keep it from completing; the next
+        # erasure or the automatic checkpoint finishes the job.
+        with self.datastore.engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
