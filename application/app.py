@@ -318,6 +318,10 @@ class Tsunagari(Application[UUID]):
 
         def decide() -> Decision[ParticipantView]:
             participant = self._get(Participant, participant_id, "participant")
+            if not participant.erased:
+                # A participant registered before encryption gets its key now, so that this
+                # answer can be kept sealed for replays.
+                self._sealer_for(participant)
             if given:
                 changed = participant.give_consent(purpose=purpose, recorded_by=recorded_by)
             else:
@@ -567,10 +571,14 @@ class Tsunagari(Application[UUID]):
         """An answer as stored for replays: a participant's personal parts sealed with its key,
         so that nothing personal stands in clear outside the key table."""
         body = view.model_dump(mode="json")
-        if isinstance(view, ParticipantView) and not view.erased:
+        if isinstance(view, ParticipantView):
             personal = {name: body.pop(name) for name in ParticipantView.SEALED}
-            sealer = self.keys.find(view.id) or self.keys.create(view.id)
-            body["sealed"] = sealer.seal(personal)
+            # Never a new key here: without one (erased meanwhile) the answer keeps nothing.
+            sealer = None if view.erased else self.keys.find(view.id)
+            if sealer is None:
+                body.update(ParticipantView.ERASED)
+            else:
+                body["sealed"] = sealer.seal(personal)
         return body
 
     def _outcome_view(self, result_type: type[V], stored: dict[str, Any]) -> V:
