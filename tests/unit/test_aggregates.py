@@ -414,6 +414,9 @@ def test_sensitive_data_needs_a_current_consent_and_goes_out_of_use_when_it_is_w
 
     assert [record.in_use for record in participant.sensitive] == [False]
     assert participant.consents.current() == []
+    # Consent given again covers what is recorded from then on, not what was withdrawn.
+    assert participant.give_consent(purpose="合理的配慮", recorded_by=DESK)
+    assert [record.in_use for record in participant.sensitive] == [False]
 
 
 def test_an_erased_participant_takes_no_more_personal_data_and_erasing_again_records_nothing() -> (
