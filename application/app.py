@@ -13,7 +13,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Generic, TypeVar
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
@@ -22,9 +22,24 @@ from eventsourcing.utils import EnvType
 
 from application.errors import IdempotencyKeyReused, NotFound, TooMuchContention
 from application.group_commit import GroupCommit
-from application.ports import Idempotency, InlineProjection, Storage
+from application.personal_data import (
+    AttendanceDisclosure,
+    DisclosureView,
+    PersonalDataReader,
+    SensitiveDisclosure,
+    history_of,
+)
+from application.ports import (
+    AttendanceIndex,
+    Idempotency,
+    InlineProjection,
+    ParticipantKeys,
+    Sealer,
+    Storage,
+)
 from application.transcodings import register_domain_transcodings
 from application.views import (
+    AttendanceStatus,
     CheckInView,
     EventView,
     OrganizationView,
@@ -35,11 +50,11 @@ from application.views import (
 )
 from domain.attendance import Attendance, WalkInTally
 from domain.districts import DEFAULT_DISTRICTS, DistrictTable
-from domain.errors import UnknownReference
+from domain.errors import ParticipantErased, UnknownReference
 from domain.events import Event, local_date
 from domain.generations import DEFAULT_BANDS, BandScheme
 from domain.organizations import Organization, OrganizationKind
-from domain.participants import Participant
+from domain.participants import Participant, PersonalData
 from domain.programs import Policy, Program, ProgramArea
 from domain.provenance import Provenance
 from domain.recording import recording_clock
@@ -82,12 +97,15 @@ class Tsunagari(Application[UUID]):
         env: EnvType | None = None,
         *,
         storage_factory: Callable[[ApplicationRecorder], Storage],
+        keys_factory: Callable[[], ParticipantKeys],
         clock: Callable[[], datetime] = utc_now,
         bands: BandScheme = DEFAULT_BANDS,
         districts: DistrictTable = DEFAULT_DISTRICTS,
     ) -> None:
         super().__init__(env)
         self.storage = storage_factory(self.recorder)
+        self.keys = keys_factory()
+        self.attendance_index: AttendanceIndex | None = None
         self.clock = clock
         self.bands = bands
         self.districts = districts
@@ -108,6 +126,10 @@ class Tsunagari(Application[UUID]):
     def add_inline_projection(self, projection: InlineProjection) -> None:
         """Keep a read model up to date in the same transaction as every command's events."""
         self.inline_projections.append(projection)
+
+    def use_attendance_index(self, index: AttendanceIndex) -> None:
+        """The read model that says which events a participant attended (for disclosures)."""
+        self.attendance_index = index
 
     def today(self) -> date:
         """Today's date in Asia/Tokyo."""
@@ -241,26 +263,175 @@ class Tsunagari(Application[UUID]):
         district_id: str,
         name: str | None = None,
         contact: str | None = None,
+        birth_date: date | None = None,
         recorded_by: Provenance,
         idempotency: Idempotency | None = None,
     ) -> Outcome[ParticipantView]:
+        """Register a resident; personal data is sealed with a key made for them alone."""
+
         def decide() -> Decision[ParticipantView]:
             self.districts.get(district_id)
             today = self.today()
+            personal = PersonalData.clean(name=name, contact=contact, birth_date=birth_date)
+            participant_id = uuid4()
+            # The key is written in the same transaction as the first event: a refused or
+            # retried registration leaves no key behind.
+            sealer = self.keys.create(participant_id)
             participant = Participant.register(
                 birth_year=birth_year,
                 band_id=band_id,
                 district_id=district_id,
-                name=name,
-                contact=contact,
+                personal=personal,
+                seal=sealer.seal,
+                participant_id=participant_id,
                 today=today,
                 bands=self.bands,
                 recorded_by=recorded_by,
             )
-            view = ParticipantView.of(participant, self.bands, today)
+            view = ParticipantView.of(participant, self.bands, today, personal, [])
             return Decision(view, True, (participant,))
 
         return self._execute("register_participant", ParticipantView, idempotency, decide)
+
+    def correct_personal_data(
+        self,
+        participant_id: UUID,
+        *,
+        changes: dict[str, str | date | None],
+        recorded_by: Provenance,
+        idempotency: Idempotency | None = None,
+    ) -> Outcome[ParticipantView]:
+        """訂正: new values for the named personal fields, a new event sealed like the first."""
+
+        def decide() -> Decision[ParticipantView]:
+            participant = self._get(Participant, participant_id, "participant")
+            participant.correct_personal_data(
+                changes=changes,
+                today=self.today(),
+                seal=self._sealer_for(participant).seal,
+                recorded_by=recorded_by,
+            )
+            return Decision(self._participant_view(participant), False, (participant,))
+
+        return self._execute("correct_personal_data", ParticipantView, idempotency, decide)
+
+    def record_consent(
+        self,
+        participant_id: UUID,
+        *,
+        purpose: str,
+        given: bool,
+        recorded_by: Provenance,
+        idempotency: Idempotency | None = None,
+    ) -> Outcome[ParticipantView]:
+        """Give or withdraw consent for a purpose; created when something new was recorded."""
+
+        def decide() -> Decision[ParticipantView]:
+            participant = self._get(Participant, participant_id, "participant")
+            if not participant.erased:
+                # A participant registered before encryption gets its key now, so that this
+                # answer can be kept sealed for replays.
+                self._sealer_for(participant)
+            if given:
+                changed = participant.give_consent(purpose=purpose, recorded_by=recorded_by)
+            else:
+                changed = participant.withdraw_consent(purpose=purpose, recorded_by=recorded_by)
+            view = self._participant_view(participant)
+            return Decision(view, changed, (participant,) if changed else ())
+
+        return self._execute("record_consent", ParticipantView, idempotency, decide)
+
+    def record_sensitive_data(
+        self,
+        participant_id: UUID,
+        *,
+        purpose: str,
+        category: str,
+        detail: str | None,
+        recorded_by: Provenance,
+        idempotency: Idempotency | None = None,
+    ) -> Outcome[ParticipantView]:
+        """要配慮個人情報, sealed, under a consent currently given for the purpose."""
+
+        def decide() -> Decision[ParticipantView]:
+            participant = self._get(Participant, participant_id, "participant")
+            participant.record_sensitive_data(
+                purpose=purpose,
+                category=category,
+                detail=detail,
+                seal=self._sealer_for(participant).seal,
+                recorded_by=recorded_by,
+            )
+            return Decision(self._participant_view(participant), True, (participant,))
+
+        return self._execute("record_sensitive_data", ParticipantView, idempotency, decide)
+
+    def erase_participant(
+        self,
+        participant_id: UUID,
+        *,
+        reason: str,
+        recorded_by: Provenance,
+        idempotency: Idempotency | None = None,
+    ) -> Outcome[ParticipantView]:
+        """Destroy the participant's key and record the erasure; erasing twice changes nothing.
+
+        Band, birth year and district stay in clear, so every indicator is unchanged."""
+
+        def decide() -> Decision[ParticipantView]:
+            participant = self._get(Participant, participant_id, "participant")
+            changed = participant.erase(reason=reason, recorded_by=recorded_by)
+            self.keys.destroy(participant_id)
+            view = self._participant_view(participant)
+            return Decision(view, False, (participant,) if changed else ())
+
+        outcome = self._execute("erase_participant", ParticipantView, idempotency, decide)
+        self.keys.purge()
+        return outcome
+
+    def disclose_participant(self, participant_id: UUID) -> DisclosureView:
+        """開示: everything held on one participant, attendance history included."""
+        participant = self._get(Participant, participant_id, "participant")
+        reader = PersonalDataReader(self.keys)
+        sealer = reader.sealer(participant)
+        opener = reader.opener(participant, sealer)
+        attendance = []
+        index = self.attendance_index
+        event_ids = index.events_attended_by(participant_id) if index is not None else []
+        for event_id in event_ids:
+            record = self._find(Attendance, Attendance.create_id(event_id, participant_id))
+            if record is None:
+                continue
+            event = self._find(Event, event_id)
+            attendance.append(
+                AttendanceDisclosure(
+                    event_id=event_id,
+                    title=event.title if event else None,
+                    local_date=event.local_date if event else None,
+                    status=AttendanceStatus.CHECKED_IN
+                    if record.counted
+                    else AttendanceStatus.REVERTED,
+                    history=history_of(self.repository.event_store.get(record.id), opener),
+                )
+            )
+        attendance.sort(key=lambda entry: (entry.local_date or date.min, str(entry.event_id)))
+        return DisclosureView(
+            participant=reader.view(participant, self.bands, self.today()),
+            erased=participant.erased,
+            erasure_reason=participant.erasure_reason,
+            sensitive_data=[
+                SensitiveDisclosure(
+                    purpose=record.purpose,
+                    category=content["category"],
+                    detail=content["detail"],
+                    in_use=record.in_use,
+                    version=record.version,
+                )
+                for record, content in reader.sensitive(participant, sealer)
+            ],
+            history=history_of(self.repository.event_store.get(participant_id), opener),
+            attendance=attendance,
+        )
 
     def check_in(
         self,
@@ -393,8 +564,7 @@ class Tsunagari(Application[UUID]):
         return EventView.of(self._get(Event, event_id, "event"))
 
     def get_participant(self, participant_id: UUID) -> ParticipantView:
-        participant = self._get(Participant, participant_id, "participant")
-        return ParticipantView.of(participant, self.bands, self.today())
+        return self._participant_view(self._get(Participant, participant_id, "participant"))
 
     def get_check_in(self, event_id: UUID, participant_id: UUID) -> CheckInView:
         event = self._get(Event, event_id, "event")
@@ -411,6 +581,46 @@ class Tsunagari(Application[UUID]):
         return WalkInView.of(tally)
 
     # Machinery -------------------------------------------------------------------------
+
+    def _participant_view(self, participant: Participant) -> ParticipantView:
+        return PersonalDataReader(self.keys).view(participant, self.bands, self.today())
+
+    def _sealer_for(self, participant: Participant) -> Sealer:
+        """The participant's key. Participants registered before encryption (version-1
+        events) get theirs on first need; an erased participant never gets one again."""
+        if participant.erased:
+            raise ParticipantErased(
+                f"participant {participant.id}'s personal data was erased: nothing personal "
+                "can be recorded any more"
+            )
+        return self.keys.find(participant.id) or self.keys.create(participant.id)
+
+    def _outcome_body(self, view: View) -> dict[str, Any]:
+        """An answer as stored for replays: a participant's personal parts sealed with its key,
+        so that nothing personal stands in clear outside the key table."""
+        body = view.model_dump(mode="json")
+        if isinstance(view, ParticipantView):
+            personal = {name: body.pop(name) for name in ParticipantView.SEALED}
+            # Never a new key here: without one (erased meanwhile) the answer keeps nothing.
+            sealer = None if view.erased else self.keys.find(view.id)
+            if sealer is None:
+                body.update(ParticipantView.ERASED)
+            else:
+                body["sealed"] = sealer.seal(personal)
+        return body
+
+    def _outcome_view(self, result_type: type[V], stored: dict[str, Any]) -> V:
+        """A stored answer as first given; its personal parts read as erased once the key is
+        destroyed."""
+        if "sealed" in stored:
+            stored = dict(stored)
+            envelope = stored.pop("sealed")
+            sealer = self.keys.find(UUID(stored["id"]))
+            if sealer is None:
+                stored.update(ParticipantView.ERASED, erased=True)
+            else:
+                stored.update(sealer.open(envelope))
+        return result_type.model_validate(stored)
 
     def _find(self, kind: type[A], aggregate_id: UUID, *, read_only: bool = False) -> A | None:
         """An aggregate, or None. ``read_only``: the command will not change it, so the cached
@@ -506,7 +716,7 @@ class Tsunagari(Application[UUID]):
                     projection.process(events)
             if idempotency is not None:
                 self.storage.save_outcome(
-                    idempotency, command, decision.created, decision.result.model_dump(mode="json")
+                    idempotency, command, decision.created, self._outcome_body(decision.result)
                 )
             return Outcome(decision.result, decision.created)
 
@@ -546,5 +756,5 @@ class Tsunagari(Application[UUID]):
                 f"Idempotency-Key {idempotency.key!r} was already used for a different "
                 "request; use a new key for a new request"
             )
-        result: Any = result_type.model_validate(stored.result)
+        result: Any = self._outcome_view(result_type, stored.result)
         return Outcome(result, stored.created, replayed=True)

@@ -29,6 +29,7 @@ from application.errors import NotFound
 from domain.attendance import Attendance, WalkInTally
 from domain.errors import InvalidValue
 from domain.events import JST, Event
+from domain.participants import Participant
 from domain.provenance import Provenance
 from domain.recording import RecordedAggregate
 
@@ -50,6 +51,8 @@ CORRECTIONS: dict[type[Any], tuple[type[Any], ...]] = {
     WalkInTally.Reverted: (WalkInTally.Recorded,),
     Event.Rescheduled: (Event.Scheduled, Event.Rescheduled),
     Event.Cancelled: (Event.Scheduled, Event.Rescheduled),
+    Participant.PersonalDataCorrected: (Participant.Registered, Participant.PersonalDataCorrected),
+    Participant.ConsentWithdrawn: (Participant.ConsentGiven,),
 }
 _CORRECTED_TOPICS: dict[str, tuple[str, ...]] = {
     get_topic(correction): tuple(get_topic(target) for target in targets)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
+from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
 
@@ -46,3 +47,37 @@ class InlineProjection(Protocol):
 
     def process(self, events: Sequence[DomainEventProtocol[Any]]) -> None:
         """Apply newly recorded events; called inside ``Storage.atomic()``."""
+
+
+class Sealer(Protocol):
+    """Encryption with one participant's own key."""
+
+    def seal(self, content: dict[str, Any]) -> str:
+        """An opaque envelope holding the content."""
+
+    def open(self, envelope: str) -> dict[str, Any]:
+        """The content of an envelope this key sealed."""
+
+
+class ParticipantKeys(Protocol):
+    """Per-participant keys, kept apart from the log; destroying one erases what it sealed."""
+
+    def create(self, participant_id: UUID) -> Sealer:
+        """A new key for a new participant, written in the current transaction."""
+
+    def find(self, participant_id: UUID) -> Sealer | None:
+        """The participant's key, or None once it was destroyed (or never existed)."""
+
+    def destroy(self, participant_id: UUID) -> None:
+        """Delete the key for good, in the current transaction; harmless when already gone."""
+
+    def purge(self) -> None:
+        """After the deleting transaction committed: leave no copy of a destroyed key in the
+        store's files (e.g. SQLite's write-ahead log)."""
+
+
+class AttendanceIndex(Protocol):
+    """Which events a participant was checked in at (a read model), for the disclosure."""
+
+    def events_attended_by(self, participant_id: UUID) -> list[UUID]:
+        """Ids of the events with a check-in of this participant, reverted ones included."""

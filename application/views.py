@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import Enum
+from typing import Any, ClassVar
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
@@ -13,7 +14,7 @@ from domain.events import Event
 from domain.fiscal import fiscal_year_label, fiscal_year_of
 from domain.generations import BandScheme
 from domain.organizations import ORGANIZATION_KIND_NAMES, Organization
-from domain.participants import Participant
+from domain.participants import Participant, PersonalData
 from domain.programs import AREA_NAMES, POLICY_NAMES, Program
 
 
@@ -98,7 +99,26 @@ class EventView(View):
         )
 
 
+class SensitiveDataView(View):
+    """要配慮個人情報 in use: recorded under a consent that still stands."""
+
+    purpose: str
+    category: str
+    detail: str | None
+
+
 class ParticipantView(View):
+    """A participant as the desk sees it; after an erasure its personal fields are null."""
+
+    SEALED: ClassVar[tuple[str, ...]] = ("name", "contact", "birth_date", "sensitive_data")
+    """Fields stored only sealed with the participant's key (e.g. in replayable answers)."""
+    ERASED: ClassVar[dict[str, Any]] = {
+        "name": None,
+        "contact": None,
+        "birth_date": None,
+        "sensitive_data": [],
+    }
+
     id: UUID
     birth_year: int | None
     band_id: str
@@ -106,10 +126,22 @@ class ParticipantView(View):
     district_id: str
     name: str | None
     contact: str | None
+    birth_date: date | None
     registered_on: date
+    erased: bool
+    consents: list[str]
+    """Purposes the participant currently consents to."""
+    sensitive_data: list[SensitiveDataView]
 
     @classmethod
-    def of(cls, participant: Participant, bands: BandScheme, today: date) -> ParticipantView:
+    def of(
+        cls,
+        participant: Participant,
+        bands: BandScheme,
+        today: date,
+        personal: PersonalData,
+        sensitive: list[SensitiveDataView],
+    ) -> ParticipantView:
         band = bands.band_on(today, birth_year=participant.birth_year, band_id=participant.band_id)
         return cls(
             id=participant.id,
@@ -117,9 +149,13 @@ class ParticipantView(View):
             band_id=band.id,
             group=band.group.value,
             district_id=participant.district_id,
-            name=participant.name,
-            contact=participant.contact,
+            name=personal.name,
+            contact=personal.contact,
+            birth_date=personal.birth_date,
             registered_on=participant.registered_on,
+            erased=participant.erased,
+            consents=participant.consents.current(),
+            sensitive_data=sensitive,
         )
 
 

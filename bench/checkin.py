@@ -133,8 +133,6 @@ def seed(settings: Settings, people: int) -> Seed:
                 birth_year=1940 + i % 80,
                 band_id=None,
                 district_id="ikuta",
-                name=None,
-                contact=None,
                 today=app.today(),
                 bands=app.bands,
                 recorded_by=by,

@@ -25,3 +25,11 @@ class EventNotScheduled(DomainError):
 
 class NotCheckedIn(DomainError):
     """There is no counted check-in to revert."""
+
+
+class ParticipantErased(DomainError):
+    """The participant's personal data was erased: nothing personal can be added any more."""
+
+
+class NoConsent(DomainError):
+    """要配慮個人情報 needs the participant's current consent for the purpose."""

@@ -39,7 +39,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
 from application.app import Tsunagari, utc_now
-from application.ports import Idempotency, StoredOutcome
+from application.ports import Idempotency, ParticipantKeys, StoredOutcome
+from infrastructure.keys import KeyTable
 from infrastructure.settings import Settings
 
 
@@ -322,5 +323,13 @@ def open_application(
         holder.append(datastore)
         return SqlStorage(datastore)
 
-    app = Tsunagari(application_env(settings), storage_factory=storage_factory, clock=clock)
+    def keys_factory() -> ParticipantKeys:
+        return KeyTable(holder[0])
+
+    app = Tsunagari(
+        application_env(settings),
+        storage_factory=storage_factory,
+        keys_factory=keys_factory,
+        clock=clock,
+    )
     return app, holder[0]

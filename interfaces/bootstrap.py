@@ -71,6 +71,7 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utc_no
     seal = LogSeal(datastore, recorder.events_record_cls.__table__)
     datastore.create_tables()
     app.add_inline_projection(roster)
+    app.use_attendance_index(roster)
     indicators = IndicatorReadModel(datastore)
     targets = load_targets(settings.targets_file)
     return Services(settings, app, datastore, roster, tokens, indicators, targets, seal)

@@ -64,7 +64,8 @@ class Roster:
             "tsunagari_roster",
             datastore.metadata,
             Column("event_id", String(36), primary_key=True),
-            Column("participant_id", String(36), primary_key=True),
+            # Indexed for the disclosure (開示): a participant's attendances across events.
+            Column("participant_id", String(36), primary_key=True, index=True),
             Column("attendance_id", String(36), nullable=False, unique=True),
             Column("counted", Boolean, nullable=False),
             Column("recorded_at", DateTime(timezone=True), nullable=False),
@@ -191,6 +192,13 @@ class Roster:
             )
             for row in rows
         ]
+
+    def events_attended_by(self, participant_id: UUID) -> list[UUID]:
+        """Events with a check-in of this participant, reverted ones included."""
+        table = self.check_ins
+        query = select(table.c.event_id).where(table.c.participant_id == str(participant_id))
+        with self.datastore.transaction(commit=False) as session:
+            return [UUID(event_id) for event_id in session.execute(query).scalars()]
 
     def walk_ins_at(self, event_id: UUID) -> list[WalkInEntry]:
         table = self.walk_ins

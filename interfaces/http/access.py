@@ -15,3 +15,5 @@ READ_INDICATORS = frozenset({Role.COORDINATOR, Role.EVALUATOR, Role.AUDITOR, Rol
 """Outcome indicators: aggregate numbers, no personal data."""
 AUDIT = frozenset({Role.AUDITOR, Role.ADMIN})
 """The audit trail: every stored record, personal fields masked."""
+ADMIN_ONLY = frozenset({Role.ADMIN})
+"""Erasure and disclosure (開示) of one participant's personal data."""

@@ -18,7 +18,9 @@ from domain.errors import (
     EventNotOpen,
     EventNotScheduled,
     InvalidValue,
+    NoConsent,
     NotCheckedIn,
+    ParticipantErased,
 )
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -64,6 +66,8 @@ DOMAIN_PROBLEMS: dict[type[Exception], tuple[int, str, str]] = {
     EventNotOpen: (409, "event-not-open", "The event takes no attendance"),
     EventNotScheduled: (409, "event-not-scheduled", "The event is no longer scheduled"),
     NotCheckedIn: (409, "not-checked-in", "Nothing to revert"),
+    NoConsent: (409, "no-consent", "No current consent for this purpose"),
+    ParticipantErased: (409, "participant-erased", "The participant's personal data was erased"),
     InvalidValue: (422, "invalid-value", "Invalid value"),
     DomainError: (422, "domain-rule", "Refused by a domain rule"),
 }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -57,6 +57,37 @@ class ParticipantIn(Body):
     district_id: str = Field(max_length=50, examples=["nakanoshima"])
     name: str | None = Field(None, max_length=200, description="Optional; personal data")
     contact: str | None = Field(None, max_length=200, description="Optional; personal data")
+    birth_date: date | None = Field(
+        None,
+        description="Optional; personal data, sealed. When given, the birth year follows from it",
+        examples=["1948-03-09"],
+    )
+
+
+class CorrectionIn(Body):
+    """訂正: only the fields present are corrected; a field given as null is cleared."""
+
+    name: str | None = Field(None, max_length=200)
+    contact: str | None = Field(None, max_length=200)
+    birth_date: date | None = Field(
+        None, description="Must keep the recorded birth year", examples=["1948-03-09"]
+    )
+
+
+class ConsentIn(Body):
+    purpose: str = Field(min_length=1, max_length=200, examples=["合理的配慮の提供"])
+    given: bool = Field(description="true gives consent, false withdraws it")
+
+
+class SensitiveDataIn(Body):
+    purpose: str = Field(
+        min_length=1,
+        max_length=200,
+        description="A purpose the participant currently consents to",
+        examples=["合理的配慮の提供"],
+    )
+    category: str = Field(min_length=1, max_length=200, examples=["disability"])
+    detail: str | None = Field(None, max_length=1000, examples=["車いすを使用"])
 
 
 class CheckInIn(Body):

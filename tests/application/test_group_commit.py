@@ -197,8 +197,6 @@ def test_a_rolled_back_transaction_leaves_nothing_in_the_aggregate_cache(
         birth_year=1948,
         band_id=None,
         district_id="suge",
-        name=None,
-        contact=None,
         today=app.today(),
         bands=app.bands,
         recorded_by=BY,

@@ -111,11 +111,12 @@ def test_personal_fields_show_only_as_encrypted(api: Api) -> None:
     payload = log.json()["entries"][0]["payload"]
     # Exactly the fields the event class declares personal are masked; the rest are shown.
     masked = {key for key, value in payload.items() if value == audit.ENCRYPTED}
-    assert masked == Participant.Registered.personal_fields
+    assert masked == Participant.Registered.personal_fields & payload.keys()
+    assert "sealed" in masked
     assert (payload["birth_year"], payload["district_id"]) == (1948, "suge")
     stream = api.client.get(f"/audit/streams/{answer.json()['id']}", headers=api.headers())
     assert "山田" not in stream.text
-    assert stream.json()["versions"][0]["payload"]["name"] == audit.ENCRYPTED
+    assert stream.json()["versions"][0]["payload"]["sealed"] == audit.ENCRYPTED
 
 
 def test_filters_by_type_and_actor(
@@ -313,3 +314,34 @@ def test_the_terminal_refuses_bad_values_like_the_api(run_cli: Callable[..., Any
     result = run_cli("audit", "log", "--from", "2026-06-02", "--to", "2026-06-01")
     assert result.exit_code == 2
     assert "from (2026-06-02) is after to (2026-06-01)" in result.stderr
+
+
+def test_a_participants_corrections_and_withdrawn_consent_point_at_what_they_change(
+    api: Api,
+) -> None:
+    desk = api.headers(Role.DESK)
+    person = api.client.post(
+        "/participants",
+        json={"birth_year": 1990, "district_id": "suge", "name": "多摩 太郎"},
+        headers=desk,
+    ).json()["id"]
+    base = f"/participants/{person}"
+    api.client.post(f"{base}/corrections", json={"name": "多摩 次郎"}, headers=desk)
+    purpose = {"purpose": "合理的配慮の提供"}
+    api.client.post(f"{base}/consents", json={**purpose, "given": True}, headers=desk)
+    api.client.post(f"{base}/corrections", json={"contact": "044-111-2222"}, headers=desk)
+    api.client.post(f"{base}/consents", json={**purpose, "given": False}, headers=desk)
+
+    history = api.client.get(f"/audit/streams/{person}", headers=api.headers(Role.AUDITOR))
+
+    versions = history.json()["versions"]
+    assert [(v["type"], v["corrects"], v["corrected_by"]) for v in versions] == [
+        ("Participant.Registered", None, [2]),
+        ("Participant.PersonalDataCorrected", 1, [4]),
+        ("Participant.ConsentGiven", None, [5]),
+        ("Participant.PersonalDataCorrected", 2, []),
+        ("Participant.ConsentWithdrawn", 3, []),
+    ]
+    assert "多摩" not in history.text
+    assert "044-111-2222" not in history.text
+    assert versions[1]["payload"]["sealed"] == audit.ENCRYPTED

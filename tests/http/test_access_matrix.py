@@ -16,6 +16,7 @@ SCHEDULING = frozenset({Role.COORDINATOR, Role.ADMIN})
 FRONT_DESK = frozenset({Role.DESK, Role.COORDINATOR, Role.ADMIN})
 INDICATORS = frozenset({Role.COORDINATOR, Role.EVALUATOR, Role.AUDITOR, Role.ADMIN})
 AUDIT = frozenset({Role.AUDITOR, Role.ADMIN})
+ADMIN = frozenset({Role.ADMIN})
 
 # (method, path, JSON body, roles allowed) — the table in README.md, route by route.
 ROUTES: list[tuple[str, str, dict[str, object] | None, frozenset[Role]]] = [
@@ -50,6 +51,15 @@ ROUTES: list[tuple[str, str, dict[str, object] | None, frozenset[Role]]] = [
     ("POST", "/events/{spare}/close", None, SCHEDULING),
     ("POST", "/participants", {"birth_year": 1980, "district_id": "suge"}, FRONT_DESK),
     ("GET", "/participants/{participant0}", None, FRONT_DESK),
+    ("POST", "/participants/{participant0}/corrections", {"contact": "x"}, FRONT_DESK),
+    ("POST", "/participants/{participant0}/consents", {"purpose": "x", "given": True}, FRONT_DESK),
+    (
+        "POST",
+        "/participants/{participant0}/sensitive-data",
+        {"purpose": "x", "category": "disability"},
+        FRONT_DESK,
+    ),
+    ("GET", "/participants/{participant0}/disclosure", None, ADMIN),
     ("POST", "/events/{event}/check-ins", {"participant_id": "{participant1}"}, FRONT_DESK),
     ("GET", "/events/{event}/check-ins", None, ALL),
     ("GET", "/events/{event}/check-ins/{participant0}", None, ALL),
@@ -63,6 +73,8 @@ ROUTES: list[tuple[str, str, dict[str, object] | None, frozenset[Role]]] = [
     ("GET", "/indicators.csv?fiscal_year=2026", None, INDICATORS),
     ("GET", "/audit/log?limit=5", None, AUDIT),
     ("GET", "/audit/streams/{event}", None, AUDIT),
+    # Last: it erases a participant the routes above still use.
+    ("POST", "/participants/{participant1}/erasure", {"reason": "x"}, ADMIN),
 ]
 
 

@@ -14,13 +14,15 @@ from domain.errors import (
     EventNotOpen,
     EventNotScheduled,
     InvalidValue,
+    NoConsent,
     NotCheckedIn,
+    ParticipantErased,
     UnknownReference,
 )
 from domain.events import Event, EventStatus
 from domain.generations import DEFAULT_BANDS
 from domain.organizations import Organization, OrganizationKind
-from domain.participants import Participant
+from domain.participants import Participant, PersonalData
 from domain.programs import Policy, Program, ProgramArea
 from domain.provenance import Provenance, Role
 
@@ -60,8 +62,6 @@ def register_resident(birth_year: int | None = 1950, band_id: str | None = None)
         birth_year=birth_year,
         band_id=band_id,
         district_id="suge",
-        name=None,
-        contact=None,
         today=TODAY,
         bands=DEFAULT_BANDS,
         recorded_by=DESK,
@@ -321,7 +321,7 @@ def test_a_band_that_contradicts_the_birth_year_is_refused() -> None:
 
 
 def test_a_resident_with_neither_birth_year_nor_band_is_refused() -> None:
-    with pytest.raises(InvalidValue, match="birth year or a generation band"):
+    with pytest.raises(InvalidValue, match="a birth date or a generation band"):
         register_resident(birth_year=None, band_id=None)
 
 
@@ -336,34 +336,123 @@ def test_a_resident_with_an_impossible_birth_year_is_refused(birth_year: int) ->
         register_resident(birth_year=birth_year)
 
 
-def test_personal_fields_are_trimmed_and_blank_ones_are_dropped() -> None:
-    participant = Participant.register(
-        birth_year=1985,
+class Vault:
+    """A seal for the domain's tests: keeps what it was given, answers a numbered envelope."""
+
+    def __init__(self) -> None:
+        self.sealed: list[dict[str, object]] = []
+
+    def seal(self, content: dict[str, object]) -> str:
+        self.sealed.append(content)
+        return f"envelope-{len(self.sealed)}"
+
+
+def register_with(
+    vault: Vault,
+    *,
+    birth_year: int | None = None,
+    name: str | None = None,
+    contact: str | None = None,
+    birth_date: date | None = None,
+) -> Participant:
+    return Participant.register(
+        birth_year=birth_year,
         band_id=None,
         district_id="ikuta",
-        name="  多摩 花子 ",
-        contact="   ",
+        personal=PersonalData.clean(name=name, contact=contact, birth_date=birth_date),
+        seal=vault.seal,
         today=TODAY,
         bands=DEFAULT_BANDS,
         recorded_by=DESK,
     )
 
-    assert participant.name == "多摩 花子"
-    assert participant.contact is None
+
+def test_personal_fields_are_trimmed_sealed_and_never_recorded_in_clear() -> None:
+    vault = Vault()
+    participant = register_with(vault, birth_year=1985, name="  多摩 花子 ", contact="   ")
+
+    assert vault.sealed == [{"name": "多摩 花子", "contact": None, "birth_date": None}]
+    registered = participant.collect_events()[0]
+    assert vars(registered)["sealed"] == "envelope-1"
+    assert "多摩" not in repr(vars(registered))
+    assert Participant.Registered.personal_fields >= {"sealed"}
+
+
+def test_a_birth_date_gives_the_birth_year_in_clear_and_is_itself_sealed() -> None:
+    vault = Vault()
+    participant = register_with(vault, birth_date=date(1948, 3, 9))
+
+    assert participant.birth_year == 1948
+    assert vault.sealed[0]["birth_date"] == "1948-03-09"
+    with pytest.raises(InvalidValue, match="does not match birth date"):
+        register_with(Vault(), birth_year=1950, birth_date=date(1948, 3, 9))
+
+
+def test_sensitive_data_needs_a_current_consent_and_goes_out_of_use_when_it_is_withdrawn() -> None:
+    vault = Vault()
+    participant = register_with(vault, birth_year=1985)
+    with pytest.raises(NoConsent, match="no current consent for purpose '合理的配慮'"):
+        participant.record_sensitive_data(
+            purpose="合理的配慮",
+            category="disability",
+            detail=None,
+            seal=vault.seal,
+            recorded_by=DESK,
+        )
+    assert participant.give_consent(purpose="合理的配慮", recorded_by=DESK)
+    assert not participant.give_consent(purpose="合理的配慮", recorded_by=DESK)
+    participant.record_sensitive_data(
+        purpose="合理的配慮",
+        category="disability",
+        detail="車いす",
+        seal=vault.seal,
+        recorded_by=DESK,
+    )
+    assert [record.in_use for record in participant.sensitive] == [True]
+
+    assert participant.withdraw_consent(purpose="合理的配慮", recorded_by=DESK)
+
+    assert [record.in_use for record in participant.sensitive] == [False]
+    assert participant.consents.current() == []
+    # Consent given again covers what is recorded from then on, not what was withdrawn.
+    assert participant.give_consent(purpose="合理的配慮", recorded_by=DESK)
+    assert [record.in_use for record in participant.sensitive] == [False]
+
+
+def test_an_erased_participant_takes_no_more_personal_data_and_erasing_again_records_nothing() -> (
+    None
+):
+    vault = Vault()
+    participant = register_with(vault, birth_year=1985, name="多摩 花子")
+    assert participant.erase(reason="本人の申出", recorded_by=DESK)
+    assert not participant.erase(reason="本人の申出", recorded_by=DESK)
+    with pytest.raises(ParticipantErased):
+        participant.correct_personal_data(
+            changes={"name": "x"}, today=TODAY, seal=vault.seal, recorded_by=DESK
+        )
+    assert participant.birth_year == 1985
+    assert participant.district_id == "ikuta"
+
+
+def test_a_corrected_birth_date_must_keep_the_recorded_birth_year() -> None:
+    vault = Vault()
+    participant = register_with(vault, birth_year=1985)
+    participant.correct_personal_data(
+        changes={"birth_date": date(1985, 5, 1)}, today=TODAY, seal=vault.seal, recorded_by=DESK
+    )
+    assert vault.sealed[-1] == {"birth_date": "1985-05-01"}
+    with pytest.raises(InvalidValue, match="does not match the recorded birth year 1985"):
+        participant.correct_personal_data(
+            changes={"birth_date": date(1986, 5, 1)},
+            today=TODAY,
+            seal=vault.seal,
+            recorded_by=DESK,
+        )
 
 
 def test_a_personal_field_over_200_characters_is_refused() -> None:
     with pytest.raises(InvalidValue, match="contact is longer than 200"):
-        Participant.register(
-            birth_year=1985,
-            band_id=None,
-            district_id="ikuta",
-            name=None,
-            contact="x" * 201,
-            today=TODAY,
-            bands=DEFAULT_BANDS,
-            recorded_by=DESK,
-        )
+        register_with(Vault(), birth_year=1985, contact="x" * 201)
 
 
 # Walk-in tallies
@@ -572,8 +661,6 @@ def test_every_domain_event_carries_the_provenance_of_the_command_that_caused_it
         birth_year=1950,
         band_id=None,
         district_id="suge",
-        name=None,
-        contact=None,
         today=TODAY,
         bands=DEFAULT_BANDS,
         recorded_by=by(5),

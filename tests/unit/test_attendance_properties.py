@@ -103,8 +103,6 @@ class AttendanceAtOneEvent(RuleBasedStateMachine):
                 birth_year=birth_year,
                 band_id=None,
                 district_id="noborito",
-                name=None,
-                contact=None,
                 today=date(2026, 7, 4),
                 bands=DEFAULT_BANDS,
                 recorded_by=DESK,
