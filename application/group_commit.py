@@ -108,8 +108,9 @@ class GroupCommit:
     async def run_async(self, work: Callable[[], T]) -> T:
         """``run`` for a caller on an event loop: the loop keeps serving while it waits."""
         unit = _Unit(work, asyncio.get_running_loop().create_future())
-        if self._enqueue(unit):
+        if self._writer is None:  # before queueing: a thread leader may hand it the lead
             self._start_writer()
+        if self._enqueue(unit):
             with self._mutex:
                 self._writer_turn = True
             self._writer_wake.set()

@@ -260,3 +260,32 @@ def test_a_shared_transaction_still_locks_the_log_but_once(services: Services) -
     assert all(isinstance(answer, Outcome) and answer.created for answer in answers)
     assert statements.count("INSERT") >= len(people)
     assert statements.count("LOCK") == 1
+
+
+def test_callers_on_threads_and_on_an_event_loop_hand_the_lead_to_each_other(
+    services: Services,
+) -> None:
+    app = services.app
+    event_id = _event(app)
+    people = _participants(app, 60)
+
+    def register(index: int) -> UUID:
+        return app.register_participant(
+            birth_year=1960 + index % 40, band_id=None, district_id="suge", recorded_by=BY
+        ).result.id
+
+    async def desks() -> list[Outcome[CheckInView]]:
+        return await asyncio.gather(
+            *(app.check_in_async(event_id, participant_id=p, recorded_by=BY) for p in people)
+        )
+
+    with ThreadPoolExecutor(8) as pool:
+        registered = pool.map(register, range(80), timeout=30)
+        outcomes = asyncio.run(asyncio.wait_for(desks(), 30))  # a lost lead fails, not hangs
+        newcomers = list(registered)
+    assert all(outcome.created for outcome in outcomes)
+    assert len(set(newcomers)) == 80
+    for newcomer in newcomers:
+        assert app.get_participant(newcomer).district_id == "suge"
+    roster = services.roster.check_ins_at(event_id)
+    assert sorted(entry.participant_id for entry in roster) == sorted(people)
