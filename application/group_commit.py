@@ -142,15 +142,18 @@ class GroupCommit:
                 self._writer.start()
 
     def _write(self) -> None:
+        # The turn is checked before every wait, so neither a hand-off nor close() that
+        # happened while this thread led is ever missed.
         while True:
-            self._writer_wake.wait()
-            self._writer_wake.clear()
             with self._mutex:
                 mine, self._writer_turn = self._writer_turn, False
             if mine:
                 self._lead()
             elif self._closed:
                 return
+            else:
+                self._writer_wake.wait()
+                self._writer_wake.clear()
 
     def _lead(self) -> None:
         with self._mutex:

@@ -1,0 +1,96 @@
+"""GroupCommit on its own, against a toy transactional store: under many concurrent callers, on
+threads and on an event loop, every unit is answered once with its own outcome, and exactly the
+units that succeeded are committed, once each."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import pytest
+
+from application.errors import NotFound
+from application.group_commit import GroupCommit
+
+
+class ToyStore:
+    """Writes go to the open transaction and reach ``committed`` only when it commits."""
+
+    def __init__(self) -> None:
+        self.committed: list[int] = []
+        self.pending: list[int] | None = None
+        self.sizes: list[int] = []  # units written by each committed transaction
+        self._open = threading.Lock()
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        if not self._open.acquire(blocking=False):
+            raise AssertionError("two transactions at once")
+        self.pending = []
+        try:
+            yield
+            self.committed.extend(self.pending)
+            self.sizes.append(len(self.pending))
+        finally:
+            self.pending = None
+            self._open.release()
+
+    def work(self, unit: int) -> int:
+        """Refuses every 7th unit before writing; every 11th fails after writing."""
+        if unit % 7 == 0:
+            raise NotFound(f"unit {unit} refused")
+        assert self.pending is not None
+        self.pending.append(unit)
+        if unit % 11 == 0:
+            raise RuntimeError(f"unit {unit} failed")
+        return unit * 10
+
+
+def expected(unit: int) -> object:
+    if unit % 7 == 0:
+        return NotFound
+    if unit % 11 == 0:
+        return RuntimeError
+    return unit * 10
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_every_unit_gets_its_own_outcome_and_only_successes_commit(seed: int) -> None:
+    store = ToyStore()
+    commits = GroupCommit(store.atomic, max_batch=16)
+    units = list(range(1, 401))
+    random.Random(seed).shuffle(units)
+    on_threads, on_loop = units[:200], units[200:]
+    answers: dict[int, object] = {}
+
+    def call(unit: int) -> None:
+        try:
+            answers[unit] = commits.run(lambda: store.work(unit))
+        except Exception as error:
+            answers[unit] = type(error)
+
+    async def call_async(unit: int) -> None:
+        await asyncio.sleep(random.random() / 1000)
+        try:
+            answers[unit] = await commits.run_async(lambda: store.work(unit))
+        except Exception as error:
+            answers[unit] = type(error)
+
+    async def loop_callers() -> None:
+        await asyncio.wait_for(asyncio.gather(*map(call_async, on_loop)), 60)
+
+    with ThreadPoolExecutor(8) as pool:
+        threads = [pool.submit(call, unit) for unit in on_threads]
+        asyncio.run(loop_callers())
+        for future in threads:
+            future.result(timeout=60)
+    commits.close()
+
+    assert answers == {unit: expected(unit) for unit in units}
+    succeeded = [unit for unit in units if isinstance(expected(unit), int)]
+    assert sorted(store.committed) == sorted(succeeded)  # each once: no loss, no double
+    assert max(store.sizes) > 1  # callers that queued together shared a commit
