@@ -203,6 +203,8 @@ class Facts:
         """Bumped whenever anything an event's indicators depend on changes."""
         self.touched: set[int] = set()
         """Fiscal years whose indicators may have changed since last taken."""
+        self.changed: set[str] = set()
+        """Events whose summary may have changed since last taken."""
 
     def read(self, row: StoredRow, *, until_us: int | None = None) -> Recorded | None:
         """Make the fact a stored event leaves behind the present one; None if it leaves none
@@ -223,6 +225,10 @@ class Facts:
     def take_touched(self) -> set[int]:
         touched, self.touched = self.touched, set()
         return touched
+
+    def take_changed(self) -> set[str]:
+        changed, self.changed = self.changed, set()
+        return changed
 
     def put(self, fact: Fact) -> set[int]:
         """Make a fact the present one; answers the fiscal years whose indicators it may change."""
@@ -255,6 +261,7 @@ class Facts:
 
     def _touch(self, event_id: str) -> set[int]:
         self.revisions[event_id] += 1
+        self.changed.add(event_id)
         event = self.events.get(event_id)
         return {event.fiscal_year} if event is not None else set()
 

@@ -187,18 +187,55 @@ class Generation:
         now = datetime.now(UTC)
         if payloads:
             session.execute(
-                insert(self.values),
-                [
-                    {
-                        "fiscal_year": fiscal_year,
-                        "scope": scope,
-                        "position": position,
-                        "computed_at": now,
-                        "payload": json.dumps(payload, ensure_ascii=False, sort_keys=True),
-                    }
-                    for scope, payload in payloads.items()
-                ],
+                insert(self.values), self._value_rows(fiscal_year, payloads, position, now)
             )
+
+    def write_scopes(
+        self,
+        session: Session,
+        fiscal_year: int,
+        payloads: dict[str, dict[str, Any]],
+        gone: set[str] | None,
+        position: int,
+    ) -> None:
+        """Replace some scopes' values of a fiscal year and delete others (``gone``; None: every
+        scope of the year); every scope of the year is then current as of ``position``."""
+        if gone is None:
+            self.write_values(session, fiscal_year, {}, position)
+            return
+        values = self.values.c
+        stale = [*payloads, *gone]
+        for start in range(0, len(stale), 500):  # bound the IN list
+            session.execute(
+                delete(self.values).where(
+                    values.fiscal_year == fiscal_year, values.scope.in_(stale[start : start + 500])
+                )
+            )
+        now = datetime.now(UTC)
+        if payloads:
+            session.execute(
+                insert(self.values), self._value_rows(fiscal_year, payloads, position, now)
+            )
+        # Scopes the batch did not change are as current as those it did.
+        session.execute(
+            update(self.values)
+            .where(values.fiscal_year == fiscal_year)
+            .values(position=position, computed_at=now)
+        )
+
+    def _value_rows(
+        self, fiscal_year: int, payloads: dict[str, dict[str, Any]], position: int, now: datetime
+    ) -> list[dict[str, Any]]:
+        return [
+            {
+                "fiscal_year": fiscal_year,
+                "scope": scope,
+                "position": position,
+                "computed_at": now,
+                "payload": json.dumps(payload, ensure_ascii=False, sort_keys=True),
+            }
+            for scope, payload in payloads.items()
+        ]
 
     def write_tracking(self, session: Session, position: int) -> None:
         # The library's own tracking write, inside our transaction (its public insert_tracking
