@@ -58,7 +58,7 @@ def replay(
         # active one stays until the next replay, for queries that were already under way.
         _drop(read_model, active - 1)
         _drop(read_model, building)  # leftovers of an abandoned generation must not leak in
-    generation = read_model.generation(building)
+    generation = read_model.generation(building, indexes=False)
     projection = IndicatorProjection(datastore, generation, read_model.parameters)
     projection.load()
     start = projection.position or 0
@@ -104,6 +104,7 @@ def _rebuild(
                 return None
         if caught_up:
             break
+    projection.generation.create_indexes(datastore.engine)
     projection.materialise_all()
     with datastore.transaction(commit=True) as session:
         read_model.control.write(session, active=building, building=None)

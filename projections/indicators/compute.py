@@ -3,19 +3,21 @@ definitions' accumulators of every scope it belongs to."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
 from uuid import UUID
 
+from domain.errors import InvalidValue
 from domain.fiscal import fiscal_year_label
 from domain.generations import DEFAULT_BANDS, Band, CoarseGroup
 from domain.programs import Policy
 from projections.indicators.definitions import Shared, all_indicators
 from projections.indicators.facts import Facts
-from projections.indicators.model import HeldEvent, IndicatorValue, Scope, pair_key
+from projections.indicators.model import KEY_WIDTH, HeldEvent, IndicatorValue, Scope
 from projections.indicators.parameters import Parameters
 
 
@@ -44,6 +46,10 @@ class IndicatorSet:
         }
 
 
+Placing = tuple[str, str, int, int]
+"""Where a band puts an attendee: band id, coarse group, and their indexes for packed keys."""
+
+
 class Summarizer:
     """Held-event summaries under one set of parameters, cached per event revision."""
 
@@ -53,12 +59,14 @@ class Summarizer:
         self._cache: dict[str, tuple[int, HeldEvent | None]] = {}
         self._ids: dict[str, int] = {}
         self._bands: dict[str, Band] = {}
-        self._by_age: dict[int, Band] = {}
+        self._by_age: dict[int, Placing] = {}
+        self._placings: dict[str, Placing] = {}
         self._host_pairs: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}
         # Small numbers for band ids and group names, to pack with a participant into one key.
         self._band_index = {band.id: n for n, band in enumerate(parameters.bands.bands)}
         self._group_index = {group.value: n for n, group in enumerate(CoarseGroup)}
-        self._width = max(len(self._band_index), len(self._group_index))
+        if len(self._band_index) >= KEY_WIDTH:
+            raise InvalidValue(f"a band scheme has at most {KEY_WIDTH - 1} bands")
 
     def held_events(self, fiscal_year: int) -> list[HeldEvent]:
         """Every held event of the fiscal year, in a stable order."""
@@ -93,12 +101,21 @@ class Summarizer:
             self._bands[band_id] = band
         return band
 
+    def _placing(self, band: Band) -> Placing:
+        placing = self._placings.get(band.id)
+        if placing is None:
+            group = band.group.value
+            placing = (band.id, group, self._band_index[band.id], self._group_index[group])
+            self._placings[band.id] = placing
+        return placing
+
     def _summarise(self, event_id: str) -> HeldEvent | None:
         facts = self.facts
         event = facts.events[event_id]
         if event.cancelled:
             return None
-        attendees: list[tuple[int, Band]] = []
+        attendees: list[tuple[int, Placing]] = []
+        year, by_age, ids = event.local_date.year, self._by_age, self._ids
         for attendance_id in facts.attendances_by_event.get(event_id, ()):
             attendance = facts.attendances[attendance_id]
             if not attendance.counted:
@@ -106,14 +123,16 @@ class Summarizer:
             person = facts.participants[attendance.participant_id]
             if person.birth_year is not None:
                 # A check-in at an event dated before the birth year counts as age 0.
-                age = max(event.local_date.year - person.birth_year, 0)
-                band = self._by_age.get(age) or self._by_age.setdefault(
-                    age, self.parameters.bands.band_for_age(age)
-                )
+                age = max(year - person.birth_year, 0)
+                placing = by_age.get(age)
+                if placing is None:
+                    placing = by_age[age] = self._placing(self.parameters.bands.band_for_age(age))
             else:
-                band = self.resolve_band(person.band_id or "")
-            number = self._ids.setdefault(attendance.participant_id, len(self._ids))
-            attendees.append((number, band))
+                placing = self._placing(self.resolve_band(person.band_id or ""))
+            number = ids.get(attendance.participant_id)
+            if number is None:
+                number = ids[attendance.participant_id] = len(ids)
+            attendees.append((number, placing))
         walk_ins: dict[str, int] = {}
         for tally_id in facts.walk_ins_by_event.get(event_id, ()):
             tally = facts.walk_ins[tally_id]
@@ -126,9 +145,9 @@ class Summarizer:
             return None
         attendees.sort(key=lambda attendee: attendee[0])
         numbers = tuple(number for number, _ in attendees)
-        bands = tuple(band.id for _, band in attendees)
-        groups_of = tuple(band.group.value for _, band in attendees)
-        band_index, group_index, width = self._band_index, self._group_index, self._width
+        bands = tuple(placing[0] for _, placing in attendees)
+        groups_of = tuple(placing[1] for _, placing in attendees)
+        width = KEY_WIDTH
         by_band = Counter(zip(bands, groups_of, strict=True))
         groups = set(groups_of)
         groups.update(self.resolve_band(b).group.value for b, n in walk_ins.items() if n)
@@ -138,12 +157,15 @@ class Summarizer:
             members: dict[str, list[int]] = {}
             for number, group in zip(numbers, groups_of, strict=True):
                 members.setdefault(group, []).append(number)
-            lists = list(members.values())
+            lists = list(members.values())  # each in ascending order, as numbers are
             for i, first in enumerate(lists):
                 for second in lists[i + 1 :]:
-                    pairs.extend(
-                        pair_key(a, b) if a < b else pair_key(b, a) for a in first for b in second
-                    )
+                    shifted = [number << 32 for number in second]
+                    for a in first:
+                        # pair_key(a, b) for the b above a, pair_key(b, a) for those below.
+                        split = bisect_left(second, a)
+                        pairs.extend(map((a << 32).__or__, second[split:]))
+                        pairs.extend(map(a.__or__, shifted[:split]))
         program = facts.programs[event.program_id]
         host_pairs = self._host_pairs.get(program.host_ids)
         if host_pairs is None:
@@ -160,10 +182,8 @@ class Summarizer:
             participants=numbers,
             bands=bands,
             groups_of=groups_of,
-            band_keys=tuple(n * width + band_index[b] for n, b in zip(numbers, bands, strict=True)),
-            group_keys=tuple(
-                n << 8 | group_index[g] for n, g in zip(numbers, groups_of, strict=True)
-            ),
+            band_keys=tuple(n * width + placing[2] for n, placing in attendees),
+            group_keys=tuple(n * width + placing[3] for n, placing in attendees),
             registered_by_band=tuple(
                 (band, group, count) for (band, group), count in sorted(by_band.items())
             ),
@@ -198,6 +218,11 @@ class ScopeTally:
         for _, accumulator in self.accumulators:
             accumulator.add(event, sign)
 
+    def add_all(self, events: Sequence[HeldEvent]) -> None:
+        self.held += len(events)
+        for _, accumulator in self.accumulators:
+            accumulator.add_all(events)
+
     def values(self) -> dict[str, IndicatorValue]:
         return {key: accumulator.value() for key, accumulator in self.accumulators}
 
@@ -217,6 +242,25 @@ class Ledger:
         self.contributions: dict[str, HeldEvent] = {}
         """The summary each event contributes now, to take out exactly when it changes."""
         self._scopes: dict[tuple[str, str, str], tuple[Scope, ...]] = {}
+
+    def build(self, summaries: Iterable[tuple[str, HeldEvent | None]]) -> None:
+        """Add many events' summaries to an empty ledger at once (a rebuild): each scope's
+        accumulators count its events in bulk."""
+        by_scope: dict[tuple[int, Scope], list[HeldEvent]] = {}
+        for event_id, summary in summaries:
+            if summary is None:
+                continue
+            self.contributions[event_id] = summary
+            for scope in self.scopes_of(summary):
+                key = (summary.fiscal_year, scope)
+                events = by_scope.get(key)
+                if events is None:
+                    events = by_scope[key] = []
+                events.append(summary)
+        for (year, scope), events in by_scope.items():
+            tally = ScopeTally(self.parameters)
+            tally.add_all(events)
+            self.tallies.setdefault(year, {})[scope] = tally
 
     def apply(self, event_id: str, summary: HeldEvent | None) -> set[tuple[int, Scope]]:
         """Make an event's contribution its current summary (None: not held, or gone);
@@ -278,7 +322,5 @@ def compute_indicators(
 ) -> IndicatorSet:
     """Every indicator over the held events of one fiscal year that the scope admits."""
     tally = ScopeTally(parameters)
-    for event in held:
-        if scope.admits(event):
-            tally.add(event, 1)
+    tally.add_all([event for event in held if scope.admits(event)])
     return IndicatorSet(fiscal_year, scope, parameters.version, tally.values())

@@ -41,14 +41,14 @@ class HeldEvent:
     """Coarse groups present, registered and walk-in."""
     small: bool
     cross_pairs: tuple[int, ...]
-    """Unordered pairs of participants in different groups, each as ``pair_key(a, b)``
-    (a < b); empty unless small."""
+    """Unordered pairs of participants in different groups, each packed into one int as
+    ``a << 32 | b`` (a < b: a much smaller dict key than a tuple, and there are millions of
+    pairs); empty unless small."""
 
 
-def pair_key(first: int, second: int) -> int:
-    """Two interned participants (first < second) as one int: a much smaller dict key than a
-    tuple, and there are millions of pairs."""
-    return first << 32 | second
+KEY_WIDTH = 1 << 16
+"""``band_keys`` and ``group_keys`` are ``participant * KEY_WIDTH + index`` of the band in its
+scheme (or of the group in ``CoarseGroup``): no scheme has that many bands."""
 
 
 @dataclass(frozen=True)

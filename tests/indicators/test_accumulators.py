@@ -159,20 +159,19 @@ class History:
         }
 
     def from_scratch(self) -> dict[tuple[int, str], dict[str, Any]]:
-        """Every scope the incremental ledger has, computed again from a fresh summarizer; and
-        a fresh ledger, fed every event once, must hold the same scopes."""
+        """Every scope, computed again from a fresh summarizer, one scope at a time; a fresh
+        ledger built from every event at once must hold the same scopes and values."""
         fresh = Summarizer(self.facts, self.parameters)
         rebuilt = Ledger(self.parameters)
-        for event_id in self.facts.events:
-            rebuilt.apply(event_id, fresh.summary(event_id))
+        rebuilt.build((event_id, fresh.summary(event_id)) for event_id in self.facts.events)
         answers = {}
         for year in set(self.ledger.tallies) | set(rebuilt.tallies):
             held = fresh.held_events(year)
             assert self.ledger.standard_scopes(year) == rebuilt.standard_scopes(year)
             for scope in rebuilt.standard_scopes(year):
-                answers[year, scope.key] = compute_indicators(
-                    held, year, scope, self.parameters
-                ).as_dict()
+                answer = compute_indicators(held, year, scope, self.parameters).as_dict()
+                assert rebuilt.indicator_set(year, scope).as_dict() == answer
+                answers[year, scope.key] = answer
         return answers
 
 

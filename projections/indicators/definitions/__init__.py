@@ -12,9 +12,11 @@ forgotten, so an accumulator that has had every event added and removed again is
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Protocol, TypeVar
 
 from projections.indicators.model import HeldEvent, IndicatorValue
@@ -28,6 +30,10 @@ class Accumulator(Protocol):
 
     def add(self, event: HeldEvent, sign: int) -> None:
         """Add (sign 1) or remove (sign -1) the contribution of one held event."""
+
+    def add_all(self, events: Sequence[HeldEvent]) -> None:
+        """Add many events at once, exactly as ``add(event, 1)`` for each would (a rebuild:
+        counted in bulk, in C where it can)."""
 
     def value(self) -> IndicatorValue:
         """The indicator over the events currently added."""
@@ -57,26 +63,36 @@ def bump(counts: dict[_K, int], key: _K, delta: int) -> None:
             del counts[key]
 
 
-class Meetings:
-    """Cross-group pairs with the number of small events at which they met, and how many
-    pairs met at ``tie_threshold`` events or more: what encounters and loose ties both read.
+class _FedOnce:
+    """A tally two definitions of a scope share: each passes every event on, and the tally
+    counts it once (the same event, or list of events, and sign twice in a row is the second
+    definition passing it on)."""
 
-    There are millions of pairs, so the two definitions of a scope share one tally. Each of
-    them passes every event on; the tally counts it once (the same event and sign twice in a
-    row is the second definition passing it on).
-    """
+    def __init__(self) -> None:
+        self._last: tuple[object, int] | None = None
+
+    def _fresh(self, item: object, sign: int) -> bool:
+        last = self._last
+        if last is not None and last[0] is item and last[1] == sign:
+            return False
+        self._last = (item, sign)
+        return True
+
+
+class Meetings(_FedOnce):
+    """Cross-group pairs with the number of small events at which they met, and how many
+    pairs met at ``tie_threshold`` events or more: what encounters and loose ties both read
+    (there are millions of pairs: one tally per scope, not two)."""
 
     def __init__(self, parameters: Parameters) -> None:
+        super().__init__()
         self.threshold = parameters.tie_threshold
         self.counts: Counter[int] = Counter()
         self.ties = 0
-        self._last: tuple[HeldEvent, int] | None = None
 
     def add(self, event: HeldEvent, sign: int) -> None:
-        last = self._last
-        if last is not None and last[0] is event and last[1] == sign:
+        if not self._fresh(event, sign):
             return
-        self._last = (event, sign)
         # A pair becomes (or stops being) a tie when its count crosses the threshold: the pairs
         # at the threshold after adding this event, or before removing it.
         counts, pairs = self.counts, event.cross_pairs
@@ -87,6 +103,41 @@ class Meetings:
             self.ties -= list(map(counts.__getitem__, pairs)).count(self.threshold)
             release(counts, pairs)
 
+    def add_all(self, events: Sequence[HeldEvent]) -> None:
+        if not self._fresh(events, 2):
+            return
+        self.counts.update(chain.from_iterable(event.cross_pairs for event in events))
+        self.ties = sum(map(self.threshold.__le__, self.counts.values()))
+
+
+class People(_FedOnce):
+    """Participants with the number of held events each attended, and how many attended two
+    or more: what unique and returning participants both read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events_of: Counter[int] = Counter()
+        self.returning = 0
+
+    def add(self, event: HeldEvent, sign: int) -> None:
+        if not self._fresh(event, sign):
+            return
+        # Crossing between one event and two, either way, is the only change that counts: the
+        # people at 2 after adding this event, or before removing it.
+        events_of, people = self.events_of, event.participants
+        if sign > 0:
+            events_of.update(people)
+            self.returning += list(map(events_of.__getitem__, people)).count(2)
+        else:
+            self.returning -= list(map(events_of.__getitem__, people)).count(2)
+            release(events_of, people)
+
+    def add_all(self, events: Sequence[HeldEvent]) -> None:
+        if not self._fresh(events, 2):
+            return
+        self.events_of.update(chain.from_iterable(event.participants for event in events))
+        self.returning = sum(map((2).__le__, self.events_of.values()))
+
 
 class Shared:
     """Tallies that several definitions of one scope read, made on first use."""
@@ -94,11 +145,29 @@ class Shared:
     def __init__(self, parameters: Parameters) -> None:
         self.parameters = parameters
         self._meetings: Meetings | None = None
+        self._people: People | None = None
 
     def meetings(self) -> Meetings:
         if self._meetings is None:
             self._meetings = Meetings(self.parameters)
         return self._meetings
+
+    def people(self) -> People:
+        if self._people is None:
+            self._people = People()
+        return self._people
+
+
+class OneByOne(ABC):
+    """``add_all`` as one ``add`` per event: for definitions whose work per event is small."""
+
+    @abstractmethod
+    def add(self, event: HeldEvent, sign: int) -> None:
+        """Add (sign 1) or remove (sign -1) the contribution of one held event."""
+
+    def add_all(self, events: Sequence[HeldEvent]) -> None:
+        for event in events:
+            self.add(event, 1)
 
 
 @dataclass(frozen=True)
@@ -113,8 +182,7 @@ class Indicator:
     def compute(self, events: Iterable[HeldEvent], parameters: Parameters) -> IndicatorValue:
         """The indicator over these held events."""
         accumulator = self.accumulator(parameters, Shared(parameters))
-        for event in events:
-            accumulator.add(event, 1)
+        accumulator.add_all(list(events))
         return accumulator.value()
 
 

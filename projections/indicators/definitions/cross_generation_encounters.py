@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from projections.indicators.definitions import Indicator, Shared
 from projections.indicators.model import HeldEvent, IndicatorValue
 from projections.indicators.parameters import Parameters
@@ -13,6 +15,9 @@ class CrossGenerationEncounters:
 
     def add(self, event: HeldEvent, sign: int) -> None:
         self.meetings.add(event, sign)
+
+    def add_all(self, events: Sequence[HeldEvent]) -> None:
+        self.meetings.add_all(events)
 
     def value(self) -> IndicatorValue:
         return IndicatorValue(len(self.meetings.counts))

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from projections.indicators.definitions import Indicator, Shared
 from projections.indicators.model import HeldEvent, IndicatorValue
 from projections.indicators.parameters import Parameters
@@ -15,6 +17,9 @@ class LooseTies:
 
     def add(self, event: HeldEvent, sign: int) -> None:
         self.meetings.add(event, sign)
+
+    def add_all(self, events: Sequence[HeldEvent]) -> None:
+        self.meetings.add_all(events)
 
     def value(self) -> IndicatorValue:
         return IndicatorValue(self.meetings.ties, extra={"threshold": self.threshold})

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from projections.indicators.definitions import Indicator, Shared
+from projections.indicators.definitions import Indicator, OneByOne, Shared
 from projections.indicators.model import HeldEvent, IndicatorValue
 from projections.indicators.parameters import Parameters
 
 
-class MultigenerationalEvents:
+class MultigenerationalEvents(OneByOne):
     def __init__(self, parameters: Parameters, shared: Shared) -> None:
         self.held = 0
         self.multigenerational = 0

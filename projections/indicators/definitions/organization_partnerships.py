@@ -2,12 +2,12 @@ from __future__ import annotations
 
 from collections import Counter
 
-from projections.indicators.definitions import Indicator, Shared, release
+from projections.indicators.definitions import Indicator, OneByOne, Shared, release
 from projections.indicators.model import HeldEvent, IndicatorValue
 from projections.indicators.parameters import Parameters
 
 
-class OrganizationPartnerships:
+class OrganizationPartnerships(OneByOne):
     """Pairs of co-hosts, each with the number of held events of their programmes."""
 
     def __init__(self, parameters: Parameters, shared: Shared) -> None:

@@ -1,32 +1,27 @@
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Sequence
 
-from projections.indicators.definitions import Indicator, Shared, release
+from projections.indicators.definitions import Indicator, Shared
 from projections.indicators.model import HeldEvent, IndicatorValue
 from projections.indicators.parameters import Parameters
 
 
 class ReturningParticipants:
-    """People by how many held events they attended; those at two or more, counted."""
+    """People at two or more held events (the scope's shared tally of people counts them as
+    they cross from one event to two)."""
 
     def __init__(self, parameters: Parameters, shared: Shared) -> None:
-        self.events_of: Counter[int] = Counter()
-        self.returning = 0
+        self.people = shared.people()
 
     def add(self, event: HeldEvent, sign: int) -> None:
-        # Crossing between one event and two, either way, is the only change that counts: the
-        # people at 2 after adding this event, or before removing it.
-        events_of, people = self.events_of, event.participants
-        if sign > 0:
-            events_of.update(people)
-            self.returning += list(map(events_of.__getitem__, people)).count(2)
-        else:
-            self.returning -= list(map(events_of.__getitem__, people)).count(2)
-            release(events_of, people)
+        self.people.add(event, sign)
+
+    def add_all(self, events: Sequence[HeldEvent]) -> None:
+        self.people.add_all(events)
 
     def value(self) -> IndicatorValue:
-        return IndicatorValue(self.returning)
+        return IndicatorValue(self.people.returning)
 
 
 INDICATOR = Indicator(

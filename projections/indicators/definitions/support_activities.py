@@ -3,14 +3,14 @@ from __future__ import annotations
 from collections import Counter
 
 from domain.programs import Policy
-from projections.indicators.definitions import Indicator, Shared, release
+from projections.indicators.definitions import Indicator, OneByOne, Shared, release
 from projections.indicators.model import HeldEvent, IndicatorValue
 from projections.indicators.parameters import Parameters
 
 SUPPORT = Policy.MUTUAL_SUPPORT.value
 
 
-class SupportActivities:
+class SupportActivities(OneByOne):
     """Held policy 2-2 events, and their hosts with how many of those events each hosted."""
 
     def __init__(self, parameters: Parameters, shared: Shared) -> None:

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from projections.indicators.definitions import Indicator, Shared, bump
+from projections.indicators.definitions import Indicator, OneByOne, Shared, bump
 from projections.indicators.model import HeldEvent, IndicatorValue
 from projections.indicators.parameters import Parameters
 
 
-class TotalAttendances:
+class TotalAttendances(OneByOne):
     """Check-ins and walk-ins, summed, by band and by coarse group."""
 
     def __init__(self, parameters: Parameters, shared: Shared) -> None:
