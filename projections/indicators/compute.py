@@ -3,7 +3,6 @@ definitions' accumulators of every scope it belongs to."""
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -157,15 +156,10 @@ class Summarizer:
             members: dict[str, list[int]] = {}
             for number, group in zip(numbers, groups_of, strict=True):
                 members.setdefault(group, []).append(number)
-            lists = list(members.values())  # each in ascending order, as numbers are
+            lists = list(members.values())
             for i, first in enumerate(lists):
                 for second in lists[i + 1 :]:
-                    shifted = [number << 32 for number in second]
-                    for a in first:
-                        # pair_key(a, b) for the b above a, pair_key(b, a) for those below.
-                        split = bisect_left(second, a)
-                        pairs.extend(map((a << 32).__or__, second[split:]))
-                        pairs.extend(map(a.__or__, shifted[:split]))
+                    pairs += [a << 32 | b if a < b else b << 32 | a for a in first for b in second]
         program = facts.programs[event.program_id]
         host_pairs = self._host_pairs.get(program.host_ids)
         if host_pairs is None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, NamedTuple
@@ -259,6 +259,22 @@ class Facts:
     def take_changed(self) -> set[str]:
         changed, self.changed = self.changed, set()
         return changed
+
+    def load(self, facts: Iterable[Fact]) -> None:
+        """Put many facts into an empty ``Facts``, in an order ``put`` accepts, without noting
+        what changed: nothing was summarised before them."""
+        for fact in facts:
+            if isinstance(fact, AttendanceFact):
+                self.attendances[fact.attendance_id] = fact
+                self.attendances_by_event[fact.event_id].add(fact.attendance_id)
+                self.events_by_participant[fact.participant_id].add(fact.event_id)
+            elif isinstance(fact, WalkInFact):
+                self.walk_ins[fact.tally_id] = fact
+                self.walk_ins_by_event[fact.event_id].add(fact.tally_id)
+            else:
+                self.put(fact)
+        self.take_changed()
+        self.take_touched()
 
     def put(self, fact: Fact) -> None:
         """Make a fact the present one, noting the events and fiscal years it may change."""
