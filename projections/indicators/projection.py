@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from projections.indicators.compute import BASE_SCOPES, Ledger, Summarizer
-from projections.indicators.facts import Facts, StoredRow
+from projections.indicators.facts import Facts, Recorded, StoredRow
 from projections.indicators.model import Scope
 from projections.indicators.parameters import DEFAULT_PARAMETERS, Parameters
 from projections.indicators.store import Generation
@@ -63,14 +63,10 @@ class IndicatorProjection:
         self.facts.take_changed()
         self.facts.take_touched()
 
-    def process(
-        self, rows: Sequence[StoredRow], *, through: int | None = None, materialise: bool = True
-    ) -> set[int]:
+    def process(self, rows: Sequence[StoredRow], *, through: int | None = None) -> set[int]:
         """Apply stored events (in log order); answers the fiscal years they touched.
 
         ``through`` is the log position the batch covers, when the rows were selected by topic.
-        Without ``materialise`` (a rebuild, which materialises once at the end) only the facts
-        are written.
         """
         last = through if through is not None else (rows[-1].position if rows else None)
         if last is None:
@@ -79,7 +75,7 @@ class IndicatorProjection:
             recorded = [r for r in map(self.facts.read, rows) if r is not None]
             # Computed before the transaction: on SQLite it holds the process's write lock,
             # which check-ins wait for.
-            values = self._changed_values() if materialise else {}
+            values = self._changed_values()
             with self.datastore.transaction(commit=True) as session:
                 self.generation.write_facts(session, recorded)
                 for year, (payloads, gone) in values.items():
@@ -91,6 +87,19 @@ class IndicatorProjection:
             raise
         self.position = last
         return set(values)
+
+    def read(self, rows: Sequence[StoredRow]) -> list[Recorded]:
+        """Stored events (in log order) into the facts in memory only, for ``write`` to commit:
+        a rebuild, which materialises once at the end, reads a page while the last one is
+        written."""
+        return [r for r in map(self.facts.read, rows) if r is not None]
+
+    def write(self, recorded: Sequence[Recorded], through: int) -> None:
+        """Commit facts that ``read`` made, with the log position they reach."""
+        with self.datastore.transaction(commit=True) as session:
+            self.generation.write_facts(session, recorded)
+            self.generation.write_tracking(session, through)
+        self.position = through
 
     def _changed_values(self) -> dict[int, tuple[dict[str, dict[str, Any]], set[str] | None]]:
         """Per fiscal year touched: the payloads of its scopes that changed, and the keys of
