@@ -59,15 +59,22 @@ class Generation:
         self.metadata = MetaData(schema=schema)
         prefix = f"ix{number}_"
 
+        # A history table's key is (thing, position), made a unique index like the secondary
+        # ones below rather than a primary key: created after a rebuild's load, not kept up to
+        # date row by row at random places (ids are random) while a million rows go in.
+        keys: list[tuple[str, Table, tuple[str, ...], bool]] = []
+
         def history(name: str, key: str, *columns: Column[Any]) -> Table:
-            return Table(
+            table = Table(
                 prefix + name,
                 self.metadata,
-                Column(key, ID, primary_key=True),
-                Column("position", Integer, primary_key=True, autoincrement=False),
+                Column(key, ID, nullable=False),
+                Column("position", Integer, nullable=False, autoincrement=False),
                 Column("recorded_us", BigInteger, nullable=False),
                 *columns,
             )
+            keys.append((f"{prefix}{name}_key", table, (key, "position"), True))
+            return table
 
         self.programs = history(
             "programs",
@@ -107,9 +114,10 @@ class Generation:
         # Created after a rebuild's last page rather than before its first (``create_indexes``):
         # one sort instead of an index update per row.
         self.secondary_indexes = (
-            (f"{prefix}events_year", self.events, "fiscal_year"),
-            (f"{prefix}attendance_event", self.attendance, "event_id"),
-            (f"{prefix}walk_ins_event", self.walk_ins, "event_id"),
+            *keys,
+            (f"{prefix}events_year", self.events, ("fiscal_year",), False),
+            (f"{prefix}attendance_event", self.attendance, ("event_id",), False),
+            (f"{prefix}walk_ins_event", self.walk_ins, ("event_id",), False),
         )
         self.values = Table(
             prefix + "values",
@@ -139,11 +147,12 @@ class Generation:
     def create_indexes(self, engine: Engine) -> None:
         preparer = engine.dialect.identifier_preparer
         with engine.begin() as connection:
-            for name, table, column in self.secondary_indexes:
+            for name, table, columns, unique in self.secondary_indexes:
                 connection.execute(
                     text(
-                        f"CREATE INDEX IF NOT EXISTS {preparer.quote(name)} "
-                        f"ON {preparer.format_table(table)} ({preparer.quote(column)})"
+                        f"CREATE {'UNIQUE ' if unique else ''}INDEX IF NOT EXISTS "
+                        f"{preparer.quote(name)} ON {preparer.format_table(table)} "
+                        f"({', '.join(preparer.quote(column) for column in columns)})"
                     )
                 )
 
