@@ -61,7 +61,7 @@ def replay(
         _drop(read_model, building)  # leftovers of an abandoned generation must not leak in
     generation = read_model.generation(building, indexes=False)
     projection = IndicatorProjection(datastore, generation, read_model.parameters)
-    projection.load()
+    projection.load(values=False)
     start = projection.position or 0
     reader = LogReader(app)
     head = reader.head()

@@ -35,10 +35,13 @@ class IndicatorProjection:
         self.facts = Facts()
         self.summarizer = Summarizer(self.facts, parameters)
         self.ledger = Ledger(parameters)
+        self._ledger_current = True
+        """Whether the ledger holds every fact in memory (not after ``load(values=False)``)."""
         self.position: int | None = None
 
-    def load(self) -> None:
-        """Take up where the stored read model stands."""
+    def load(self, *, values: bool = True) -> None:
+        """Take up where the stored read model stands; without ``values`` only the facts (a
+        rebuild resuming, which computes every value at the end anyway)."""
         # Millions of small objects that live as long as the projection: the cyclic collector
         # would walk them over and over while they are made, and find nothing (facts hold no
         # cycles); frozen afterwards, later collections skip them.
@@ -47,7 +50,9 @@ class IndicatorProjection:
         try:
             with self.datastore.transaction(commit=False) as session:
                 self.facts = self.generation.load(session)
-            self._restart_ledger()
+            self._ledger_current = False
+            if values:
+                self._restart_ledger()
         finally:
             if collecting:
                 gc.enable()
@@ -62,6 +67,7 @@ class IndicatorProjection:
         self.ledger.build((event_id, summary(event_id)) for event_id in self.facts.events)
         self.facts.take_changed()
         self.facts.take_touched()
+        self._ledger_current = True
 
     def process(self, rows: Sequence[StoredRow], *, through: int | None = None) -> set[int]:
         """Apply stored events (in log order); answers the fiscal years they touched.
@@ -71,6 +77,8 @@ class IndicatorProjection:
         last = through if through is not None else (rows[-1].position if rows else None)
         if last is None:
             return set()
+        if not self._ledger_current:
+            self._restart_ledger()
         try:
             recorded = [r for r in map(self.facts.read, rows) if r is not None]
             # Computed before the transaction: on SQLite it holds the process's write lock,
