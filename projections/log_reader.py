@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from eventsourcing.application import Application
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import func, select
 
 from projections.indicators.facts import FACT_TOPICS, StoredRow, hex_id
 
@@ -20,6 +20,8 @@ class LogReader:
         recorder: Any = app.recorder
         self.table = recorder.events_record_cls.__table__
         self.engine = recorder.datastore.engine
+        self.name = self.engine.dialect.identifier_preparer.format_table(self.table)
+        self._mark = "%s" if self.engine.dialect.name == "postgresql" else "?"
 
     def head(self) -> int:
         """The last position recorded so far (0 for an empty log)."""
@@ -38,17 +40,23 @@ class LogReader:
         """Rows of the given topics after a position, a range of positions at a time, with the
         last position each page covers (rows of other topics in the range are skipped)."""
         head = self.head() if until is None else until
-        # Plain text SQL: no per-row type conversion, the rows come back as the driver reads them.
-        query = text(
-            f"SELECT id, originator_id, topic, state FROM {self.table.fullname} "  # noqa: S608 - our own table name
-            "WHERE id > :after AND id <= :upto AND topic IN :topics ORDER BY id"
-        ).bindparams(bindparam("topics", expanding=True))
+        # Plain SQL on the driver's own cursor: no per-row processing, the rows come back as the
+        # driver reads them.
+        marks = ", ".join(self._mark for _ in topics)
+        query = (
+            f"SELECT id, originator_id, topic, state FROM {self.name} "  # noqa: S608 - our own table name
+            f"WHERE id > {self._mark} AND id <= {self._mark} AND topic IN ({marks}) ORDER BY id"
+        )
         position = after
         while position < head:
             upto = min(position + page_size, head)
-            with self.engine.connect() as connection:
-                rows = connection.execute(
-                    query, {"after": position, "upto": upto, "topics": list(topics)}
-                ).all()
+            connection = self.engine.raw_connection()
+            try:
+                cursor = connection.cursor()
+                cursor.execute(query, (position, upto, *topics))
+                rows = cursor.fetchall()
+                cursor.close()
+            finally:
+                connection.close()
             yield [StoredRow(row[0], hex_id(row[1]), row[2], bytes(row[3])) for row in rows], upto
             position = upto

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,9 +59,9 @@ def replay(
         # active one stays until the next replay, for queries that were already under way.
         _drop(read_model, active - 1)
         _drop(read_model, building)  # leftovers of an abandoned generation must not leak in
-    generation = read_model.generation(building)
+    generation = read_model.generation(building, indexes=False)
     projection = IndicatorProjection(datastore, generation, read_model.parameters)
-    projection.load()
+    projection.load(values=False)
     start = projection.position or 0
     reader = LogReader(app)
     head = reader.head()
@@ -90,20 +91,32 @@ def _rebuild(
     pages = 0
     events = 0
     position = start
-    # The log grows while we read it: go round until a pass finds nothing new.
-    while True:
-        caught_up = True
-        for rows, through in reader.pages(position, page_size=page_size):
-            caught_up = False
-            projection.process(rows, through=through, materialise=False)
-            events += len(rows)
-            progress(through - position)
-            position = through
-            pages += 1
-            if stop_after_pages is not None and pages >= stop_after_pages:
-                return None
-        if caught_up:
-            break
+    # One page is written (in a thread: the driver writes without holding the GIL) while the
+    # next one is read and decoded. Each page commits its facts with its tracking position,
+    # so a replay killed at any point resumes from the last page committed.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-writer") as writer:
+        writing: Future[None] | None = None
+        # The log grows while we read it: go round until a pass finds nothing new.
+        while True:
+            caught_up = True
+            for rows, through in reader.pages(position, page_size=page_size):
+                caught_up = False
+                recorded = projection.read(rows)
+                if writing is not None:
+                    writing.result()
+                writing = writer.submit(projection.write, recorded, through)
+                events += len(rows)
+                progress(through - position)
+                position = through
+                pages += 1
+                if stop_after_pages is not None and pages >= stop_after_pages:
+                    writing.result()
+                    return None
+            if caught_up:
+                break
+        if writing is not None:
+            writing.result()
+    projection.generation.create_indexes(datastore.engine)
     projection.materialise_all()
     with datastore.transaction(commit=True) as session:
         read_model.control.write(session, active=building, building=None)

@@ -1,17 +1,22 @@
-"""From facts to indicator values: summarise each held event once, then apply definitions."""
+"""From facts to indicator values: summarise each held event once, then add it to the
+definitions' accumulators of every scope it belongs to."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import combinations
 from typing import Any
 from uuid import UUID
 
+from domain.errors import InvalidValue
 from domain.fiscal import fiscal_year_label
-from domain.generations import DEFAULT_BANDS, Band
-from projections.indicators.definitions import all_indicators
+from domain.generations import DEFAULT_BANDS, Band, CoarseGroup
+from domain.programs import Policy
+from projections.indicators.definitions import Shared, all_indicators
 from projections.indicators.facts import Facts
-from projections.indicators.model import Attendee, HeldEvent, IndicatorValue, Scope
+from projections.indicators.model import KEY_WIDTH, HeldEvent, IndicatorValue, Scope
 from projections.indicators.parameters import Parameters
 
 
@@ -40,6 +45,10 @@ class IndicatorSet:
         }
 
 
+Placing = tuple[str, str, int, int]
+"""Where a band puts an attendee: band id, coarse group, and their indexes for packed keys."""
+
+
 class Summarizer:
     """Held-event summaries under one set of parameters, cached per event revision."""
 
@@ -49,7 +58,14 @@ class Summarizer:
         self._cache: dict[str, tuple[int, HeldEvent | None]] = {}
         self._ids: dict[str, int] = {}
         self._bands: dict[str, Band] = {}
-        self._by_age: dict[int, Band] = {}
+        self._by_age: dict[int, Placing] = {}
+        self._placings: dict[str, Placing] = {}
+        self._host_pairs: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}
+        # Small numbers for band ids and group names, to pack with a participant into one key.
+        self._band_index = {band.id: n for n, band in enumerate(parameters.bands.bands)}
+        self._group_index = {group.value: n for n, group in enumerate(CoarseGroup)}
+        if len(self._band_index) >= KEY_WIDTH:
+            raise InvalidValue(f"a band scheme has at most {KEY_WIDTH - 1} bands")
 
     def held_events(self, fiscal_year: int) -> list[HeldEvent]:
         """Every held event of the fiscal year, in a stable order."""
@@ -84,12 +100,21 @@ class Summarizer:
             self._bands[band_id] = band
         return band
 
+    def _placing(self, band: Band) -> Placing:
+        placing = self._placings.get(band.id)
+        if placing is None:
+            group = band.group.value
+            placing = (band.id, group, self._band_index[band.id], self._group_index[group])
+            self._placings[band.id] = placing
+        return placing
+
     def _summarise(self, event_id: str) -> HeldEvent | None:
         facts = self.facts
         event = facts.events[event_id]
         if event.cancelled:
             return None
-        attendees = []
+        attendees: list[tuple[int, Placing]] = []
+        year, by_age, ids = event.local_date.year, self._by_age, self._ids
         for attendance_id in facts.attendances_by_event.get(event_id, ()):
             attendance = facts.attendances[attendance_id]
             if not attendance.counted:
@@ -97,14 +122,16 @@ class Summarizer:
             person = facts.participants[attendance.participant_id]
             if person.birth_year is not None:
                 # A check-in at an event dated before the birth year counts as age 0.
-                age = max(event.local_date.year - person.birth_year, 0)
-                band = self._by_age.get(age) or self._by_age.setdefault(
-                    age, self.parameters.bands.band_for_age(age)
-                )
+                age = max(year - person.birth_year, 0)
+                placing = by_age.get(age)
+                if placing is None:
+                    placing = by_age[age] = self._placing(self.parameters.bands.band_for_age(age))
             else:
-                band = self.resolve_band(person.band_id or "")
-            number = self._ids.setdefault(attendance.participant_id, len(self._ids))
-            attendees.append(Attendee(number, band.id, band.group.value))
+                placing = self._placing(self.resolve_band(person.band_id or ""))
+            number = ids.get(attendance.participant_id)
+            if number is None:
+                number = ids[attendance.participant_id] = len(ids)
+            attendees.append((number, placing))
         walk_ins: dict[str, int] = {}
         for tally_id in facts.walk_ins_by_event.get(event_id, ()):
             tally = facts.walk_ins[tally_id]
@@ -112,64 +139,182 @@ class Summarizer:
                 for band_id, count in tally.counts:
                     resolved = self.resolve_band(band_id).id
                     walk_ins[resolved] = walk_ins.get(resolved, 0) + count
-        if not attendees and not any(walk_ins.values()):
+        walk_in_total = sum(walk_ins.values())
+        if not attendees and not walk_in_total:
             return None
-        attendees.sort(key=lambda attendee: attendee.participant)
-        groups = {attendee.group for attendee in attendees}
+        attendees.sort(key=lambda attendee: attendee[0])
+        numbers = tuple(number for number, _ in attendees)
+        bands = tuple(placing[0] for _, placing in attendees)
+        groups_of = tuple(placing[1] for _, placing in attendees)
+        width = KEY_WIDTH
+        by_band = Counter(zip(bands, groups_of, strict=True))
+        groups = set(groups_of)
         groups.update(self.resolve_band(b).group.value for b, n in walk_ins.items() if n)
         small = len(attendees) <= self.parameters.small_event_cap
-        pairs: list[tuple[int, int]] = []
+        pairs: list[int] = []
         if small:
-            for i, first in enumerate(attendees):
-                for second in attendees[i + 1 :]:
-                    if first.group != second.group:
-                        pairs.append((first.participant, second.participant))
+            members: dict[str, list[int]] = {}
+            for number, group in zip(numbers, groups_of, strict=True):
+                members.setdefault(group, []).append(number)
+            lists = list(members.values())
+            for i, first in enumerate(lists):
+                for second in lists[i + 1 :]:
+                    pairs += [a << 32 | b if a < b else b << 32 | a for a in first for b in second]
         program = facts.programs[event.program_id]
+        host_pairs = self._host_pairs.get(program.host_ids)
+        if host_pairs is None:
+            host_pairs = tuple(combinations(sorted(program.host_ids), 2))
+            self._host_pairs[program.host_ids] = host_pairs
         return HeldEvent(
             event_id=event_id,
+            fiscal_year=event.fiscal_year,
             program_id=event.program_id,
             policy=program.policy,
             district_id=event.district_id,
             host_ids=program.host_ids,
-            attendees=tuple(attendees),
+            host_pairs=host_pairs,
+            participants=numbers,
+            bands=bands,
+            groups_of=groups_of,
+            band_keys=tuple(n * width + placing[2] for n, placing in attendees),
+            group_keys=tuple(n * width + placing[3] for n, placing in attendees),
+            registered_by_band=tuple(
+                (band, group, count) for (band, group), count in sorted(by_band.items())
+            ),
             walk_ins=dict(sorted(walk_ins.items())),
+            walk_in_total=walk_in_total,
             groups=frozenset(groups),
             small=small,
             cross_pairs=tuple(pairs),
         )
 
 
+BASE_SCOPES = (Scope(), *(Scope(policy=policy.value) for policy in Policy))
+"""Materialised for every fiscal year with events, held or not; district and programme scopes
+only while they have held events."""
+
+
+class ScopeTally:
+    """Every indicator's accumulator for one fiscal year and scope."""
+
+    __slots__ = ("accumulators", "held")
+
+    def __init__(self, parameters: Parameters) -> None:
+        self.held = 0
+        shared = Shared(parameters)
+        self.accumulators = [
+            (indicator.id, indicator.accumulator(parameters, shared))
+            for indicator in all_indicators()
+        ]
+
+    def add(self, event: HeldEvent, sign: int) -> None:
+        self.held += sign
+        for _, accumulator in self.accumulators:
+            accumulator.add(event, sign)
+
+    def add_all(self, events: Sequence[HeldEvent]) -> None:
+        self.held += len(events)
+        for _, accumulator in self.accumulators:
+            accumulator.add_all(events)
+
+    def values(self) -> dict[str, IndicatorValue]:
+        return {key: accumulator.value() for key, accumulator in self.accumulators}
+
+
+class Ledger:
+    """Every fiscal year's indicators in every standard scope, kept event by event.
+
+    Each held event's summary is added to the accumulators of its fiscal year in the four
+    scopes it belongs to (all, its district, its programme, its policy). When an event changes,
+    its old summary is taken out and the new one put in: a batch costs what its events changed,
+    not a recomputation of their fiscal years.
+    """
+
+    def __init__(self, parameters: Parameters) -> None:
+        self.parameters = parameters
+        self.tallies: dict[int, dict[Scope, ScopeTally]] = {}
+        self.contributions: dict[str, HeldEvent] = {}
+        """The summary each event contributes now, to take out exactly when it changes."""
+        self._scopes: dict[tuple[str, str, str], tuple[Scope, ...]] = {}
+
+    def build(self, summaries: Iterable[tuple[str, HeldEvent | None]]) -> None:
+        """Add many events' summaries to an empty ledger at once (a rebuild): each scope's
+        accumulators count its events in bulk."""
+        by_scope: dict[tuple[int, Scope], list[HeldEvent]] = {}
+        for event_id, summary in summaries:
+            if summary is None:
+                continue
+            self.contributions[event_id] = summary
+            for scope in self.scopes_of(summary):
+                key = (summary.fiscal_year, scope)
+                events = by_scope.get(key)
+                if events is None:
+                    events = by_scope[key] = []
+                events.append(summary)
+        for (year, scope), events in by_scope.items():
+            tally = ScopeTally(self.parameters)
+            tally.add_all(events)
+            self.tallies.setdefault(year, {})[scope] = tally
+
+    def apply(self, event_id: str, summary: HeldEvent | None) -> set[tuple[int, Scope]]:
+        """Make an event's contribution its current summary (None: not held, or gone);
+        answers the (fiscal year, scope) pairs whose values changed."""
+        previous = self.contributions.get(event_id)
+        if previous is summary:
+            return set()
+        changed: set[tuple[int, Scope]] = set()
+        if previous is not None:
+            del self.contributions[event_id]
+            changed.update(self._add(previous, -1))
+        if summary is not None:
+            self.contributions[event_id] = summary
+            changed.update(self._add(summary, 1))
+        return changed
+
+    def _add(self, event: HeldEvent, sign: int) -> list[tuple[int, Scope]]:
+        year = event.fiscal_year
+        tallies = self.tallies.get(year)
+        if tallies is None:
+            tallies = self.tallies[year] = {}
+        scopes = self.scopes_of(event)
+        for scope in scopes:
+            tally = tallies.get(scope)
+            if tally is None:
+                tally = tallies[scope] = ScopeTally(self.parameters)
+            tally.add(event, sign)
+            if not tally.held and scope not in BASE_SCOPES:
+                del tallies[scope]  # every count is back to zero: nothing left to keep
+        return [(year, scope) for scope in scopes]
+
+    def scopes_of(self, event: HeldEvent) -> tuple[Scope, ...]:
+        """The standard scopes a held event counts in."""
+        key = (event.district_id, event.program_id, event.policy)
+        scopes = self._scopes.get(key)
+        if scopes is None:
+            scopes = self._scopes[key] = (
+                Scope(),
+                Scope(district_id=event.district_id),
+                Scope(program_id=UUID(event.program_id)),
+                Scope(policy=event.policy),
+            )
+        return scopes
+
+    def standard_scopes(self, fiscal_year: int) -> list[Scope]:
+        """The scopes materialised for a fiscal year (that has events)."""
+        tallies = self.tallies.get(fiscal_year, {})
+        others = (scope for scope in tallies if scope not in BASE_SCOPES)
+        return [*BASE_SCOPES, *sorted(others, key=lambda scope: scope.key)]
+
+    def indicator_set(self, fiscal_year: int, scope: Scope) -> IndicatorSet:
+        """The values of a standard scope."""
+        tally = self.tallies.get(fiscal_year, {}).get(scope) or ScopeTally(self.parameters)
+        return IndicatorSet(fiscal_year, scope, self.parameters.version, tally.values())
+
+
 def compute_indicators(
     held: Iterable[HeldEvent], fiscal_year: int, scope: Scope, parameters: Parameters
 ) -> IndicatorSet:
     """Every indicator over the held events of one fiscal year that the scope admits."""
-    events = [event for event in held if scope.admits(event)]
-    return _indicator_set(events, fiscal_year, scope, parameters)
-
-
-def compute_scopes(
-    held: Sequence[HeldEvent], fiscal_year: int, scopes: Sequence[Scope], parameters: Parameters
-) -> dict[str, IndicatorSet]:
-    """Indicators for many single-filter scopes, each event list built in one pass."""
-    by_key: dict[str, list[HeldEvent]] = {Scope().key: list(held)}
-    for event in held:
-        for scope in (
-            Scope(district_id=event.district_id),
-            Scope(program_id=UUID(event.program_id)),
-            Scope(policy=event.policy),
-        ):
-            by_key.setdefault(scope.key, []).append(event)
-    answers = {}
-    for scope in scopes:
-        events = by_key.get(scope.key)
-        if events is None:
-            events = [event for event in held if scope.admits(event)]
-        answers[scope.key] = _indicator_set(events, fiscal_year, scope, parameters)
-    return answers
-
-
-def _indicator_set(
-    events: Sequence[HeldEvent], fiscal_year: int, scope: Scope, parameters: Parameters
-) -> IndicatorSet:
-    values = {indicator.id: indicator.compute(events, parameters) for indicator in all_indicators()}
-    return IndicatorSet(fiscal_year, scope, parameters.version, values)
+    tally = ScopeTally(parameters)
+    tally.add_all([event for event in held if scope.admits(event)])
+    return IndicatorSet(fiscal_year, scope, parameters.version, tally.values())

@@ -8,35 +8,47 @@ from uuid import UUID
 
 
 @dataclass(frozen=True, slots=True)
-class Attendee:
-    participant: int
-    """The participant, interned to a small int so pairs hash fast."""
-    band: str
-    group: str
-
-
-@dataclass(frozen=True, slots=True)
 class HeldEvent:
-    """An event that was held: not cancelled, with at least one counted attendance."""
+    """An event that was held: not cancelled, with at least one counted attendance.
+
+    Registered attendees are participants interned to small ints, in ascending order, with
+    their band and group at the event's date; the ``*_keys`` pack (participant, band or group)
+    into one int, the keys the accumulators count by.
+    """
 
     event_id: str
+    fiscal_year: int
     program_id: str
     policy: str
     district_id: str
     host_ids: tuple[str, ...]
-    attendees: tuple[Attendee, ...]
-    """Registered participants with a counted check-in, band and group at the event's date."""
+    host_pairs: tuple[tuple[str, str], ...]
+    """Unordered pairs of co-hosts, each sorted."""
+    participants: tuple[int, ...]
+    """Registered participants with a counted check-in."""
+    bands: tuple[str, ...]
+    """Each participant's band at the event's date."""
+    groups_of: tuple[str, ...]
+    """Each participant's coarse group at the event's date."""
+    band_keys: tuple[int, ...]
+    group_keys: tuple[int, ...]
+    registered_by_band: tuple[tuple[str, str, int], ...]
+    """(band, group, attendees) over the participants."""
     walk_ins: dict[str, int]
     """Walk-in headcount per band, over tallies that still count."""
+    walk_in_total: int
     groups: frozenset[str]
     """Coarse groups present, registered and walk-in."""
     small: bool
-    cross_pairs: tuple[tuple[int, int], ...]
-    """Unordered pairs of attendees in different groups (a < b); empty unless small."""
+    cross_pairs: tuple[int, ...]
+    """Unordered pairs of participants in different groups, each packed into one int as
+    ``a << 32 | b`` (a < b: a much smaller dict key than a tuple, and there are millions of
+    pairs); empty unless small."""
 
-    @property
-    def attendance(self) -> int:
-        return len(self.attendees) + sum(self.walk_ins.values())
+
+KEY_WIDTH = 1 << 16
+"""``band_keys`` and ``group_keys`` are ``participant * KEY_WIDTH + index`` of the band in its
+scheme (or of the group in ``CoarseGroup``): no scheme has that many bands."""
 
 
 @dataclass(frozen=True)

@@ -1,33 +1,23 @@
 """Follows the log into the indicators' read models: facts, then materialised values.
 
-A batch's facts, the values of every fiscal year it touched and the tracking position are
-written in one transaction: a batch counts once or not at all. The facts are also kept in
-memory so that a fiscal year's values are recomputed without reading it back.
+A batch's facts, the values of every fiscal year and scope it changed and the tracking position
+are written in one transaction: a batch counts once or not at all. The facts are also kept in
+memory, with each fiscal year's and scope's indicators as accumulators (``Ledger``), so a batch
+only adds and removes the contributions of the events it changed.
 """
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Sequence
 from typing import Any
-from uuid import UUID
 
-from domain.programs import Policy
-from projections.indicators.compute import Summarizer, compute_scopes
-from projections.indicators.facts import Facts, StoredRow
+from projections.indicators.compute import BASE_SCOPES, Ledger, Summarizer
+from projections.indicators.facts import Facts, Recorded, StoredRow
 from projections.indicators.model import Scope
 from projections.indicators.parameters import DEFAULT_PARAMETERS, Parameters
 from projections.indicators.store import Generation
 from projections.sql import SqlDatastore
-
-
-def standard_scopes(held: Sequence[Any]) -> list[Scope]:
-    """The scopes materialised for a fiscal year: all, and each district, programme, policy."""
-    return (
-        [Scope()]
-        + [Scope(district_id=d) for d in sorted({event.district_id for event in held})]
-        + [Scope(program_id=UUID(p)) for p in sorted({event.program_id for event in held})]
-        + [Scope(policy=policy.value) for policy in Policy]
-    )
 
 
 class IndicatorProjection:
@@ -44,18 +34,42 @@ class IndicatorProjection:
         self.parameters = parameters
         self.facts = Facts()
         self.summarizer = Summarizer(self.facts, parameters)
+        self.ledger = Ledger(parameters)
+        self._ledger_current = True
+        """Whether the ledger holds every fact in memory (not after ``load(values=False)``)."""
         self.position: int | None = None
 
-    def load(self) -> None:
-        """Take up where the stored read model stands."""
-        with self.datastore.transaction(commit=False) as session:
-            self.facts = self.generation.load(session)
-        self.summarizer = Summarizer(self.facts, self.parameters)
+    def load(self, *, values: bool = True) -> None:
+        """Take up where the stored read model stands; without ``values`` only the facts (a
+        rebuild resuming, which computes every value at the end anyway)."""
+        # Millions of small objects that live as long as the projection: the cyclic collector
+        # would walk them over and over while they are made, and find nothing (facts hold no
+        # cycles); frozen afterwards, later collections skip them.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            with self.datastore.transaction(commit=False) as session:
+                self.facts = self.generation.load(session)
+            self._ledger_current = False
+            if values:
+                self._restart_ledger()
+        finally:
+            if collecting:
+                gc.enable()
+        gc.freeze()
         self.position = self.generation.position()
 
-    def process(
-        self, rows: Sequence[StoredRow], *, through: int | None = None, materialise: bool = True
-    ) -> set[int]:
+    def _restart_ledger(self) -> None:
+        """Accumulators over every event of the facts in memory, from scratch."""
+        self.summarizer = Summarizer(self.facts, self.parameters)
+        self.ledger = Ledger(self.parameters)
+        summary = self.summarizer.summary
+        self.ledger.build((event_id, summary(event_id)) for event_id in self.facts.events)
+        self.facts.take_changed()
+        self.facts.take_touched()
+        self._ledger_current = True
+
+    def process(self, rows: Sequence[StoredRow], *, through: int | None = None) -> set[int]:
         """Apply stored events (in log order); answers the fiscal years they touched.
 
         ``through`` is the log position the batch covers, when the rows were selected by topic.
@@ -63,26 +77,66 @@ class IndicatorProjection:
         last = through if through is not None else (rows[-1].position if rows else None)
         if last is None:
             return set()
+        if not self._ledger_current:
+            self._restart_ledger()
         try:
             recorded = [r for r in map(self.facts.read, rows) if r is not None]
-            years = self.facts.take_touched()
             # Computed before the transaction: on SQLite it holds the process's write lock,
             # which check-ins wait for.
-            values = {year: self.values(year) for year in sorted(years)} if materialise else {}
+            values = self._changed_values()
             with self.datastore.transaction(commit=True) as session:
                 self.generation.write_facts(session, recorded)
-                for year, payloads in values.items():
-                    self.generation.write_values(session, year, payloads, last)
+                for year, (payloads, gone) in values.items():
+                    self.generation.write_scopes(session, year, payloads, gone, last)
                 self.generation.write_tracking(session, last)
         except BaseException:
             # Memory may now be ahead of what was committed: reread the store.
             self.load()
             raise
         self.position = last
-        return years
+        return set(values)
+
+    def read(self, rows: Sequence[StoredRow]) -> list[Recorded]:
+        """Stored events (in log order) into the facts in memory only, for ``write`` to commit:
+        a rebuild, which materialises once at the end, reads a page while the last one is
+        written."""
+        return [r for r in map(self.facts.read, rows) if r is not None]
+
+    def write(self, recorded: Sequence[Recorded], through: int) -> None:
+        """Commit facts that ``read`` made, with the log position they reach."""
+        with self.datastore.transaction(commit=True) as session:
+            self.generation.write_facts(session, recorded)
+            self.generation.write_tracking(session, through)
+        self.position = through
+
+    def _changed_values(self) -> dict[int, tuple[dict[str, dict[str, Any]], set[str] | None]]:
+        """Per fiscal year touched: the payloads of its scopes that changed, and the keys of
+        the scopes that no longer have held events (None: the year has no events left)."""
+        changed: set[tuple[int, Scope]] = set()
+        for event_id in self.facts.take_changed():
+            changed |= self.ledger.apply(event_id, self.summarizer.summary(event_id))
+        years = self.facts.take_touched() | {year for year, _ in changed}
+        answers: dict[int, tuple[dict[str, dict[str, Any]], set[str] | None]] = {}
+        for year in sorted(years):
+            if not self.facts.events_by_year.get(year):
+                # A year left without events (all of them rescheduled away) has no values, as
+                # in a rebuild, which never hears of that year.
+                answers[year] = ({}, None)
+                continue
+            standard = set(self.ledger.standard_scopes(year))
+            # The base scopes (all, each policy) exist as soon as the year has an event.
+            scopes = {scope for y, scope in changed if y == year} | set(BASE_SCOPES)
+            payloads = {
+                scope.key: self.ledger.indicator_set(year, scope).as_dict()
+                for scope in scopes
+                if scope in standard
+            }
+            answers[year] = (payloads, {scope.key for scope in scopes if scope not in standard})
+        return answers
 
     def materialise_all(self) -> None:
         """(Re)compute the values of every fiscal year, e.g. at the end of a rebuild."""
+        self._restart_ledger()
         position = self.position or 0
         with self.datastore.transaction(commit=True) as session:
             for year in self.facts.fiscal_years:
@@ -93,6 +147,7 @@ class IndicatorProjection:
         rescheduled away), exactly as a rebuild, which never hears of that year, has none."""
         if not self.facts.events_by_year.get(fiscal_year):
             return {}
-        held = self.summarizer.held_events(fiscal_year)
-        answers = compute_scopes(held, fiscal_year, standard_scopes(held), self.parameters)
-        return {key: answer.as_dict() for key, answer in answers.items()}
+        return {
+            scope.key: self.ledger.indicator_set(fiscal_year, scope).as_dict()
+            for scope in self.ledger.standard_scopes(fiscal_year)
+        }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -30,15 +31,19 @@ class IndicatorReadModel:
         self.control = Control(datastore.schema)
         self.control.create(datastore.engine)
         self._generations: dict[int, Generation] = {}
+        self._answers: tuple[tuple[int, int | None], dict[Any, str]] = ((0, None), {})
+        """Answers computed from the facts (as of a day, or a scope not materialised), kept
+        while the active generation stays at the same position: they cannot have changed."""
         with datastore.transaction(commit=True) as session:
             self.control.ensure(session)
 
-    def generation(self, number: int) -> Generation:
-        """A generation's tables, created if they do not exist yet."""
+    def generation(self, number: int, *, indexes: bool = True) -> Generation:
+        """A generation's tables, created if they do not exist yet (see ``Generation.create``
+        for ``indexes``)."""
         generation = self._generations.get(number)
         if generation is None:
             generation = Generation(number, self.datastore.schema, self.datastore.raw)
-            generation.create(self.datastore.engine)
+            generation.create(self.datastore.engine, indexes=indexes)
             self._generations[number] = generation
         return generation
 
@@ -77,17 +82,29 @@ class IndicatorReadModel:
                 stored = generation.read_values(session, fiscal_year, scope.key)
             if stored is not None:
                 return {**stored[1], "as_of": None, "position": stored[0]}
-        until_us = epoch_us(end_of_day(as_of)) if as_of is not None else None
         position = generation.position()
+        key = (fiscal_year, scope.key, as_of)
+        stand, answers = self._answers
+        if stand != (generation.number, position):
+            # The read model moved on: what it answered before may no longer hold.
+            stand, answers = (generation.number, position), {}
+            self._answers = (stand, answers)
+        answer = answers.get(key)
+        if answer is None:
+            # Kept as JSON, like the materialised values: every caller gets its own copy.
+            answer = answers[key] = json.dumps(self._compute(generation, fiscal_year, scope, as_of))
+        return {**json.loads(answer), "position": position}
+
+    def _compute(
+        self, generation: Generation, fiscal_year: int, scope: Scope, as_of: date | None
+    ) -> dict[str, Any]:
+        """From the stored facts: only that year's, as they stood at the end of the day."""
+        until_us = epoch_us(end_of_day(as_of)) if as_of is not None else None
         with self.datastore.transaction(commit=False) as session:
             facts = generation.load(session, until_us=until_us, fiscal_year=fiscal_year)
         held = Summarizer(facts, self.parameters).held_events(fiscal_year)
         payload = compute_indicators(held, fiscal_year, scope, self.parameters).as_dict()
-        return {
-            **payload,
-            "as_of": as_of.isoformat() if as_of is not None else None,
-            "position": position,
-        }
+        return {**payload, "as_of": as_of.isoformat() if as_of is not None else None}
 
     def progress(self, targets: Targets, scope: Scope | None = None) -> dict[str, Any]:
         """Baseline, results per fiscal year with grades, and targets, for a scope."""

@@ -8,8 +8,8 @@ model. ``ix_control`` names the active generation and the one being built.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, date, datetime
 from typing import Any
 
 from eventsourcing.persistence import Tracking
@@ -19,7 +19,6 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
-    Index,
     Integer,
     MetaData,
     String,
@@ -28,6 +27,7 @@ from sqlalchemy import (
     delete,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Engine
@@ -45,6 +45,7 @@ from projections.indicators.facts import (
 )
 
 TRACKED_APPLICATION = "tsunagari"
+SQLITE_CACHE_KIB = 128 * 1024
 ID = String(32)  # uuid hex, as the events store them
 
 
@@ -58,15 +59,22 @@ class Generation:
         self.metadata = MetaData(schema=schema)
         prefix = f"ix{number}_"
 
+        # A history table's key is (thing, position), made a unique index like the secondary
+        # ones below rather than a primary key: created after a rebuild's load, not kept up to
+        # date row by row at random places (ids are random) while a million rows go in.
+        keys: list[tuple[str, Table, tuple[str, ...], bool]] = []
+
         def history(name: str, key: str, *columns: Column[Any]) -> Table:
-            return Table(
+            table = Table(
                 prefix + name,
                 self.metadata,
-                Column(key, ID, primary_key=True),
-                Column("position", Integer, primary_key=True, autoincrement=False),
+                Column(key, ID, nullable=False),
+                Column("position", Integer, nullable=False, autoincrement=False),
                 Column("recorded_us", BigInteger, nullable=False),
                 *columns,
             )
+            keys.append((f"{prefix}{name}_key", table, (key, "position"), True))
+            return table
 
         self.programs = history(
             "programs",
@@ -103,9 +111,14 @@ class Generation:
             Column("counts", Text, nullable=False),
             Column("counted", Boolean, nullable=False),
         )
-        Index(f"{prefix}events_year", self.events.c.fiscal_year)
-        Index(f"{prefix}attendance_event", self.attendance.c.event_id)
-        Index(f"{prefix}walk_ins_event", self.walk_ins.c.event_id)
+        # Created after a rebuild's last page rather than before its first (``create_indexes``):
+        # one sort instead of an index update per row.
+        self.secondary_indexes = (
+            *keys,
+            (f"{prefix}events_year", self.events, ("fiscal_year",), False),
+            (f"{prefix}attendance_event", self.attendance, ("event_id",), False),
+            (f"{prefix}walk_ins_event", self.walk_ins, ("event_id",), False),
+        )
         self.values = Table(
             prefix + "values",
             self.metadata,
@@ -123,9 +136,25 @@ class Generation:
     def fact_tables(self) -> tuple[Table, ...]:
         return (self.programs, self.events, self.participants, self.attendance, self.walk_ins)
 
-    def create(self, engine: Engine) -> None:
+    def create(self, engine: Engine, *, indexes: bool = True) -> None:
+        """The generation's tables; without ``indexes``, the secondary indexes wait for
+        ``create_indexes`` (a rebuild loads first)."""
         self.metadata.create_all(engine, checkfirst=True)
         self.tracking.create_table()
+        if indexes:
+            self.create_indexes(engine)
+
+    def create_indexes(self, engine: Engine) -> None:
+        preparer = engine.dialect.identifier_preparer
+        with engine.begin() as connection:
+            for name, table, columns, unique in self.secondary_indexes:
+                connection.execute(
+                    text(
+                        f"CREATE {'UNIQUE ' if unique else ''}INDEX IF NOT EXISTS "
+                        f"{preparer.quote(name)} ON {preparer.format_table(table)} "
+                        f"({', '.join(preparer.quote(column) for column in columns)})"
+                    )
+                )
 
     def drop(self, engine: Engine) -> None:
         self.metadata.drop_all(engine, checkfirst=True)
@@ -134,50 +163,93 @@ class Generation:
     # Writing ---------------------------------------------------------------------------
 
     def write_facts(self, session: Session, recorded: Sequence[Recorded]) -> None:
-        rows: dict[Table, list[dict[str, Any]]] = {}
-        for item in recorded:
-            table, row = self._row(item.fact)
-            row["position"] = item.position
-            row["recorded_us"] = item.recorded_us
-            rows.setdefault(table, []).append(row)
-        for table, table_rows in rows.items():
-            session.execute(insert(table), table_rows)
+        """Append facts to their history tables, in the session's transaction.
 
-    def _row(self, fact: Fact) -> tuple[Table, dict[str, Any]]:
+        Rows go to the driver as tuples, by the DBAPI's ``executemany`` on SQLite and by COPY
+        on PostgreSQL: through SQLAlchemy's insert(), each row was a dict processed column by
+        column, a quarter of a rebuild's time.
+        """
+        if not recorded:
+            return
+        connection = session.connection()
+        dialect = connection.dialect
+        typed = dialect.name == "postgresql"
+        rows: dict[Table, list[tuple[Any, ...]]] = {}
+        for item in recorded:
+            table, row = self._row(item, typed)
+            rows.setdefault(table, []).append(row)
+        driver: Any = connection.connection.driver_connection
+        cursor = driver.cursor()
+        try:
+            for table, table_rows in rows.items():
+                name = dialect.identifier_preparer.format_table(table)
+                columns = ", ".join(dialect.identifier_preparer.quote(c.name) for c in table.c)
+                if dialect.name == "postgresql":
+                    with cursor.copy(f"COPY {name} ({columns}) FROM STDIN") as copy:
+                        for row in table_rows:
+                            copy.write_row(row)
+                else:
+                    # History tables are keyed by random ids: every insert lands on another
+                    # page of the key index. SQLite's default cache (2 MB) would reread and
+                    # rewrite those pages from disk all the time once a table is large.
+                    cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+                    marks = ", ".join("?" for _ in table.c)
+                    cursor.executemany(
+                        f"INSERT INTO {name} ({columns}) VALUES ({marks})",  # noqa: S608 - our own tables
+                        table_rows,
+                    )
+        finally:
+            cursor.close()
+
+    def _row(self, item: Recorded, typed: bool) -> tuple[Table, tuple[Any, ...]]:
+        """A fact as its table's row, in column order, in values every driver takes as they
+        are: SQLite has no date or boolean type, and SQLAlchemy stores them as ISO text and 0/1."""
+        fact, position, recorded_us = item.fact, item.position, item.recorded_us
         if isinstance(fact, AttendanceFact):
-            return self.attendance, {
-                "attendance_id": fact.attendance_id,
-                "event_id": fact.event_id,
-                "participant_id": fact.participant_id,
-                "counted": fact.counted,
-            }
+            return self.attendance, (
+                fact.attendance_id,
+                position,
+                recorded_us,
+                fact.event_id,
+                fact.participant_id,
+                fact.counted if typed else int(fact.counted),
+            )
         if isinstance(fact, WalkInFact):
-            return self.walk_ins, {
-                "tally_id": fact.tally_id,
-                "event_id": fact.event_id,
-                "counts": json.dumps(dict(fact.counts), sort_keys=True),
-                "counted": fact.counted,
-            }
+            counts = json.dumps(dict(fact.counts), sort_keys=True)
+            return self.walk_ins, (
+                fact.tally_id,
+                position,
+                recorded_us,
+                fact.event_id,
+                counts,
+                fact.counted if typed else int(fact.counted),
+            )
         if isinstance(fact, EventFact):
-            return self.events, {
-                "event_id": fact.event_id,
-                "program_id": fact.program_id,
-                "district_id": fact.district_id,
-                "local_date": fact.local_date,
-                "fiscal_year": fact.fiscal_year,
-                "cancelled": fact.cancelled,
-            }
+            return self.events, (
+                fact.event_id,
+                position,
+                recorded_us,
+                fact.program_id,
+                fact.district_id,
+                fact.local_date if typed else fact.local_date.isoformat(),
+                fact.fiscal_year,
+                fact.cancelled if typed else int(fact.cancelled),
+            )
         if isinstance(fact, ParticipantFact):
-            return self.participants, {
-                "participant_id": fact.participant_id,
-                "birth_year": fact.birth_year,
-                "band_id": fact.band_id,
-            }
-        return self.programs, {
-            "program_id": fact.program_id,
-            "policy": fact.policy,
-            "host_ids": ",".join(fact.host_ids),
-        }
+            return self.participants, (
+                fact.participant_id,
+                position,
+                recorded_us,
+                fact.birth_year,
+                fact.band_id,
+            )
+        return self.programs, (
+            fact.program_id,
+            position,
+            recorded_us,
+            fact.policy,
+            ",".join(fact.host_ids),
+        )
 
     def write_values(
         self, session: Session, fiscal_year: int, payloads: dict[str, dict[str, Any]], position: int
@@ -187,18 +259,55 @@ class Generation:
         now = datetime.now(UTC)
         if payloads:
             session.execute(
-                insert(self.values),
-                [
-                    {
-                        "fiscal_year": fiscal_year,
-                        "scope": scope,
-                        "position": position,
-                        "computed_at": now,
-                        "payload": json.dumps(payload, ensure_ascii=False, sort_keys=True),
-                    }
-                    for scope, payload in payloads.items()
-                ],
+                insert(self.values), self._value_rows(fiscal_year, payloads, position, now)
             )
+
+    def write_scopes(
+        self,
+        session: Session,
+        fiscal_year: int,
+        payloads: dict[str, dict[str, Any]],
+        gone: set[str] | None,
+        position: int,
+    ) -> None:
+        """Replace some scopes' values of a fiscal year and delete others (``gone``; None: every
+        scope of the year); every scope of the year is then current as of ``position``."""
+        if gone is None:
+            self.write_values(session, fiscal_year, {}, position)
+            return
+        values = self.values.c
+        stale = [*payloads, *gone]
+        for start in range(0, len(stale), 500):  # bound the IN list
+            session.execute(
+                delete(self.values).where(
+                    values.fiscal_year == fiscal_year, values.scope.in_(stale[start : start + 500])
+                )
+            )
+        now = datetime.now(UTC)
+        if payloads:
+            session.execute(
+                insert(self.values), self._value_rows(fiscal_year, payloads, position, now)
+            )
+        # Scopes the batch did not change are as current as those it did.
+        session.execute(
+            update(self.values)
+            .where(values.fiscal_year == fiscal_year)
+            .values(position=position, computed_at=now)
+        )
+
+    def _value_rows(
+        self, fiscal_year: int, payloads: dict[str, dict[str, Any]], position: int, now: datetime
+    ) -> list[dict[str, Any]]:
+        return [
+            {
+                "fiscal_year": fiscal_year,
+                "scope": scope,
+                "position": position,
+                "computed_at": now,
+                "payload": json.dumps(payload, ensure_ascii=False, sort_keys=True),
+            }
+            for scope, payload in payloads.items()
+        ]
 
     def write_tracking(self, session: Session, position: int) -> None:
         # The library's own tracking write, inside our transaction (its public insert_tracking
@@ -235,8 +344,7 @@ class Generation:
         """Facts as they stood at a time (µs since epoch; default: now), optionally only one
         fiscal year's."""
         facts = Facts()
-        for recorded in self.history(session, until_us=until_us, fiscal_year=fiscal_year):
-            facts.put(recorded)
+        facts.load(self.history(session, until_us=until_us, fiscal_year=fiscal_year))
         return facts
 
     def history(
@@ -247,51 +355,74 @@ class Generation:
         fiscal_year: int | None = None,
     ) -> Iterator[Fact]:
         """Latest fact of each thing (recorded by ``until_us``), in an order ``Facts.put``
-        accepts."""
-        event_ids = None
-        if fiscal_year is not None:
-            # Every event that was ever in that year: a reschedule may have moved it since.
-            event_ids = select(self.events.c.event_id).where(
-                self.events.c.fiscal_year == fiscal_year
-            )
+        accepts; with ``fiscal_year``, only what that year's indicators read: its events, their
+        programmes, check-ins and tallies, and the participants checked in at them."""
         for table in self.fact_tables:
-            query = select(table).order_by(table.c.position)
+            # Rows as plain tuples, the key first, oldest first: the last one of a key wins.
+            columns = [c for c in table.c if c.name not in ("position", "recorded_us")]
+            query = select(*columns).order_by(table.c.position)
             if until_us is not None:
                 query = query.where(table.c.recorded_us <= until_us)
-            if event_ids is not None and "event_id" in table.c:
-                query = query.where(table.c.event_id.in_(event_ids))
-            latest: dict[str, Fact] = {}
-            key = table.primary_key.columns.values()[0].name
-            for row in session.execute(query):
-                latest[getattr(row, key)] = _fact(table, row, self)
-            yield from latest.values()
+            if fiscal_year is not None:
+                query = query.where(self._of_year(table, fiscal_year, until_us))
+            latest = {row[0]: row for row in _driver_rows(session, query)}
+            make = _FACTS[table.name.removeprefix(f"ix{self.number}_")]
+            yield from map(make, latest.values())
+
+    def _of_year(self, table: Table, fiscal_year: int, until_us: int | None) -> Any:
+        """The rows of a fact table that a fiscal year's indicators can read."""
+        events, attendance = self.events.c, self.attendance.c
+        # Every event that was ever in that year: a reschedule may have moved it since.
+        event_ids = select(events.event_id).where(events.fiscal_year == fiscal_year)
+        if "event_id" in table.c:
+            return table.c.event_id.in_(event_ids)
+        if table is self.participants:
+            attended = select(attendance.participant_id).where(attendance.event_id.in_(event_ids))
+            if until_us is not None:
+                attended = attended.where(attendance.recorded_us <= until_us)
+            return table.c.participant_id.in_(attended)
+        programs = select(events.program_id).where(events.fiscal_year == fiscal_year)
+        return table.c.program_id.in_(programs)
 
 
-def _fact(table: Table, row: Any, generation: Generation) -> Fact:
-    if table is generation.attendance:
-        return AttendanceFact(
-            row.attendance_id, row.event_id, row.participant_id, bool(row.counted)
-        )
-    if table is generation.walk_ins:
-        counts: dict[str, int] = json.loads(row.counts)
-        return WalkInFact(
-            row.tally_id, row.event_id, tuple(sorted(counts.items())), bool(row.counted)
-        )
-    if table is generation.events:
-        return EventFact(
-            row.event_id,
-            row.program_id,
-            row.district_id,
-            row.local_date,
-            bool(row.cancelled),
-        )
-    if table is generation.participants:
-        return ParticipantFact(row.participant_id, row.birth_year, row.band_id)
-    return ProgramFact(
-        row.program_id,
-        row.policy,
-        tuple(host for host in row.host_ids.split(",") if host),
-    )
+def _driver_rows(session: Session, query: Any) -> list[tuple[Any, ...]]:
+    """A query's rows as the driver returns them, without SQLAlchemy's per-row processing:
+    an "as of" answer reads a fiscal year's check-ins, hundreds of thousands of rows."""
+    connection = session.connection()
+    compiled = query.compile(dialect=connection.dialect)
+    params = compiled.construct_params()
+    if compiled.positiontup is not None:  # SQLite's "?" marks
+        params = tuple(params[name] for name in compiled.positiontup)
+    driver: Any = connection.connection.driver_connection
+    cursor = driver.cursor()
+    try:
+        cursor.execute(str(compiled), params)
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+    finally:
+        cursor.close()
+    return rows
+
+
+def _date(value: Any) -> date:
+    """SQLite keeps dates as ISO text; PostgreSQL returns them as dates."""
+    return date.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _walk_ins(row: Any) -> WalkInFact:
+    counts: dict[str, int] = json.loads(row[2])
+    return WalkInFact(row[0], row[1], tuple(sorted(counts.items())), bool(row[3]))
+
+
+_FACTS: dict[str, Callable[[Any], Fact]] = {
+    "attendance": lambda row: AttendanceFact(row[0], row[1], row[2], bool(row[3])),
+    "walk_ins": _walk_ins,
+    "events": lambda row: EventFact(row[0], row[1], row[2], _date(row[3]), bool(row[5])),
+    "participants": lambda row: ParticipantFact(row[0], row[1], row[2]),
+    "programs": lambda row: ProgramFact(
+        row[0], row[1], tuple(host for host in row[2].split(",") if host)
+    ),
+}
+"""Each history table's rows (without position and recording time) back into facts."""
 
 
 class Control:

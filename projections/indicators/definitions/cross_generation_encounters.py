@@ -2,16 +2,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from projections.indicators.definitions import Indicator
+from projections.indicators.definitions import Indicator, Shared
 from projections.indicators.model import HeldEvent, IndicatorValue
 from projections.indicators.parameters import Parameters
 
 
-def compute(events: Sequence[HeldEvent], parameters: Parameters) -> IndicatorValue:
-    pairs: set[tuple[int, int]] = set()
-    for event in events:
-        pairs.update(event.cross_pairs)
-    return IndicatorValue(len(pairs))
+class CrossGenerationEncounters:
+    """Cross-group pairs that met at one small event or more (the scope's shared tally)."""
+
+    def __init__(self, parameters: Parameters, shared: Shared) -> None:
+        self.meetings = shared.meetings()
+
+    def add(self, event: HeldEvent, sign: int) -> None:
+        self.meetings.add(event, sign)
+
+    def add_all(self, events: Sequence[HeldEvent]) -> None:
+        self.meetings.add_all(events)
+
+    def value(self) -> IndicatorValue:
+        return IndicatorValue(len(self.meetings.counts))
 
 
 INDICATOR = Indicator(
@@ -26,5 +35,5 @@ INDICATOR = Indicator(
         "Distinct unordered pairs of registered participants who, at the same small event "
         "(at most 30 counted registered attendees by default), were in different coarse groups."
     ),
-    compute=compute,
+    accumulator=CrossGenerationEncounters,
 )

@@ -1,14 +1,19 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from projections.indicators.definitions import Indicator
+from projections.indicators.definitions import Indicator, OneByOne, Shared
 from projections.indicators.model import HeldEvent, IndicatorValue
 from projections.indicators.parameters import Parameters
 
 
-def compute(events: Sequence[HeldEvent], parameters: Parameters) -> IndicatorValue:
-    return IndicatorValue(len(events))
+class HeldEvents(OneByOne):
+    def __init__(self, parameters: Parameters, shared: Shared) -> None:
+        self.held = 0
+
+    def add(self, event: HeldEvent, sign: int) -> None:
+        self.held += sign
+
+    def value(self) -> IndicatorValue:
+        return IndicatorValue(self.held)
 
 
 INDICATOR = Indicator(
@@ -19,5 +24,5 @@ INDICATOR = Indicator(
     definition_en=(
         "Events not cancelled with at least one counted attendance (check-in or walk-in)."
     ),
-    compute=compute,
+    accumulator=HeldEvents,
 )

@@ -1,19 +1,28 @@
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 
-from projections.indicators.definitions import Indicator
+from projections.indicators.definitions import Indicator, Shared
 from projections.indicators.model import HeldEvent, IndicatorValue
 from projections.indicators.parameters import Parameters
 
 
-def compute(events: Sequence[HeldEvent], parameters: Parameters) -> IndicatorValue:
-    meetings: Counter[tuple[int, int]] = Counter()
-    for event in events:
-        meetings.update(event.cross_pairs)
-    ties = sum(1 for count in meetings.values() if count >= parameters.tie_threshold)
-    return IndicatorValue(ties, extra={"threshold": parameters.tie_threshold})
+class LooseTies:
+    """Cross-group pairs that met at ``tie_threshold`` small events or more (the scope's shared
+    tally counts them as they cross the threshold)."""
+
+    def __init__(self, parameters: Parameters, shared: Shared) -> None:
+        self.threshold = parameters.tie_threshold
+        self.meetings = shared.meetings()
+
+    def add(self, event: HeldEvent, sign: int) -> None:
+        self.meetings.add(event, sign)
+
+    def add_all(self, events: Sequence[HeldEvent]) -> None:
+        self.meetings.add_all(events)
+
+    def value(self) -> IndicatorValue:
+        return IndicatorValue(self.meetings.ties, extra={"threshold": self.threshold})
 
 
 INDICATOR = Indicator(
@@ -28,5 +37,5 @@ INDICATOR = Indicator(
         "Distinct unordered pairs who were in different coarse groups at two or more distinct "
         "small events in the fiscal year: the proxy for neighbours who know each other by sight."
     ),
-    compute=compute,
+    accumulator=LooseTies,
 )

@@ -1,16 +1,24 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from projections.indicators.definitions import Indicator
+from projections.indicators.definitions import Indicator, OneByOne, Shared
 from projections.indicators.model import HeldEvent, IndicatorValue
 from projections.indicators.parameters import Parameters
 
 
-def compute(events: Sequence[HeldEvent], parameters: Parameters) -> IndicatorValue:
-    count = sum(1 for event in events if len(event.groups) >= 2)
-    share = round(count / len(events), 4) if events else 0.0
-    return IndicatorValue(count, extra={"share": share, "held_events": len(events)})
+class MultigenerationalEvents(OneByOne):
+    def __init__(self, parameters: Parameters, shared: Shared) -> None:
+        self.held = 0
+        self.multigenerational = 0
+
+    def add(self, event: HeldEvent, sign: int) -> None:
+        self.held += sign
+        if len(event.groups) >= 2:
+            self.multigenerational += sign
+
+    def value(self) -> IndicatorValue:
+        count, held = self.multigenerational, self.held
+        share = round(count / held, 4) if held else 0.0
+        return IndicatorValue(count, extra={"share": share, "held_events": held})
 
 
 INDICATOR = Indicator(
@@ -25,5 +33,5 @@ INDICATOR = Indicator(
         "Held events whose attendees (registered and walk-in) include two or more coarse groups "
         "(child, working, senior); also as a share of held events."
     ),
-    compute=compute,
+    accumulator=MultigenerationalEvents,
 )

@@ -1,18 +1,26 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
-from itertools import combinations
+from collections import Counter
 
-from projections.indicators.definitions import Indicator
+from projections.indicators.definitions import Indicator, OneByOne, Shared, release
 from projections.indicators.model import HeldEvent, IndicatorValue
 from projections.indicators.parameters import Parameters
 
 
-def compute(events: Sequence[HeldEvent], parameters: Parameters) -> IndicatorValue:
-    pairs: set[tuple[str, str]] = set()
-    for hosts in {event.host_ids for event in events}:
-        pairs.update(combinations(sorted(hosts), 2))
-    return IndicatorValue(len(pairs))
+class OrganizationPartnerships(OneByOne):
+    """Pairs of co-hosts, each with the number of held events of their programmes."""
+
+    def __init__(self, parameters: Parameters, shared: Shared) -> None:
+        self.events_of_pair: Counter[tuple[str, str]] = Counter()
+
+    def add(self, event: HeldEvent, sign: int) -> None:
+        if sign > 0:
+            self.events_of_pair.update(event.host_pairs)
+        else:
+            release(self.events_of_pair, event.host_pairs)
+
+    def value(self) -> IndicatorValue:
+        return IndicatorValue(len(self.events_of_pair))
 
 
 INDICATOR = Indicator(
@@ -24,5 +32,5 @@ INDICATOR = Indicator(
         "Distinct unordered pairs of organisations that co-host a programme with at least one "
         "held event in the fiscal year."
     ),
-    compute=compute,
+    accumulator=OrganizationPartnerships,
 )

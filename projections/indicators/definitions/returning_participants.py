@@ -1,19 +1,27 @@
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 
-from projections.indicators.definitions import Indicator
+from projections.indicators.definitions import Indicator, Shared
 from projections.indicators.model import HeldEvent, IndicatorValue
 from projections.indicators.parameters import Parameters
 
 
-def compute(events: Sequence[HeldEvent], parameters: Parameters) -> IndicatorValue:
-    events_attended: Counter[int] = Counter()
-    for event in events:
-        for attendee in event.attendees:
-            events_attended[attendee.participant] += 1
-    return IndicatorValue(sum(1 for count in events_attended.values() if count >= 2))
+class ReturningParticipants:
+    """People at two or more held events (the scope's shared tally of people counts them as
+    they cross from one event to two)."""
+
+    def __init__(self, parameters: Parameters, shared: Shared) -> None:
+        self.people = shared.people()
+
+    def add(self, event: HeldEvent, sign: int) -> None:
+        self.people.add(event, sign)
+
+    def add_all(self, events: Sequence[HeldEvent]) -> None:
+        self.people.add_all(events)
+
+    def value(self) -> IndicatorValue:
+        return IndicatorValue(self.people.returning)
 
 
 INDICATOR = Indicator(
@@ -22,5 +30,5 @@ INDICATOR = Indicator(
     name_en="Returning participants",
     definition_ja="開催された2つ以上の異なる回に、取消されていない受付がある登録参加者の人数。",
     definition_en="Unique participants with counted check-ins at two or more distinct held events.",
-    compute=compute,
+    accumulator=ReturningParticipants,
 )

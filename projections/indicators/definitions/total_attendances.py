@@ -1,30 +1,40 @@
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Sequence
-
-from projections.indicators.definitions import Indicator
+from projections.indicators.definitions import Indicator, OneByOne, Shared, bump
 from projections.indicators.model import HeldEvent, IndicatorValue
 from projections.indicators.parameters import Parameters
 
 
-def compute(events: Sequence[HeldEvent], parameters: Parameters) -> IndicatorValue:
-    by_band: Counter[str] = Counter()
-    by_group: Counter[str] = Counter()
-    for event in events:
-        for attendee in event.attendees:
-            by_band[attendee.band] += 1
-            by_group[attendee.group] += 1
-        for band_id, count in event.walk_ins.items():
-            by_band[band_id] += count
-            by_group[parameters.bands.get(band_id).group.value] += count
-    registered = sum(len(event.attendees) for event in events)
-    walk_ins = sum(sum(event.walk_ins.values()) for event in events)
-    return IndicatorValue(
-        registered + walk_ins,
-        {"by_band": dict(sorted(by_band.items())), "by_group": dict(sorted(by_group.items()))},
-        {"registered": registered, "walk_ins": walk_ins},
-    )
+class TotalAttendances(OneByOne):
+    """Check-ins and walk-ins, summed, by band and by coarse group."""
+
+    def __init__(self, parameters: Parameters, shared: Shared) -> None:
+        self.group_of = {band.id: band.group.value for band in parameters.bands.bands}
+        self.registered = 0
+        self.walk_ins = 0
+        self.by_band: dict[str, int] = {}
+        self.by_group: dict[str, int] = {}
+
+    def add(self, event: HeldEvent, sign: int) -> None:
+        by_band, by_group = self.by_band, self.by_group
+        for band, group, count in event.registered_by_band:
+            bump(by_band, band, sign * count)
+            bump(by_group, group, sign * count)
+        for band, count in event.walk_ins.items():
+            bump(by_band, band, sign * count)
+            bump(by_group, self.group_of[band], sign * count)
+        self.registered += sign * len(event.participants)
+        self.walk_ins += sign * event.walk_in_total
+
+    def value(self) -> IndicatorValue:
+        return IndicatorValue(
+            self.registered + self.walk_ins,
+            {
+                "by_band": dict(sorted(self.by_band.items())),
+                "by_group": dict(sorted(self.by_group.items())),
+            },
+            {"registered": self.registered, "walk_ins": self.walk_ins},
+        )
 
 
 INDICATOR = Indicator(
@@ -33,5 +43,5 @@ INDICATOR = Indicator(
     name_en="Total attendances",
     definition_ja="開催された回の登録参加者の受付数（取消を除く）と飛び入り参加者数の合計。",
     definition_en="Counted check-ins of registered participants plus walk-ins at held events.",
-    compute=compute,
+    accumulator=TotalAttendances,
 )
