@@ -188,3 +188,65 @@ def test_an_answer_stored_before_sealing_replays_without_its_personal_data_and_e
     assert after.json()["id"] == person["id"]
     assert (after.json()["name"], after.json()["contact"]) == (None, None)
     assert (after.json()["erased"], after.json()["personal_data"]) == (True, "erased")
+
+
+def test_an_answer_stored_with_a_plain_fingerprint_is_overwritten_by_the_erasure(
+    api: Api, services: Services
+) -> None:
+    body = {"district_id": "suge", "birth_year": 1972, "name": NAME, "contact": CONTACT}
+    headers = api.headers(Role.DESK, **{"Idempotency-Key": "tablet-9/0001"})
+    person = api.client.post("/participants", json=body, headers=headers).json()
+    storage = _storage(services)
+    plain = _plain_fingerprint("POST", "/participants", body)
+    # As the first sealing version wrote it: answer sealed, fingerprint a plain hash, unmarked.
+    with services.datastore.transaction(commit=True) as session:
+        session.execute(storage.about.delete())
+        session.execute(storage.outcomes.update().values(fingerprint=plain))
+    replay = api.client.post("/participants", json=body, headers=headers)
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.json() == person
+
+    api.client.post(
+        f"/participants/{person['id']}/erasure", json={"reason": "x"}, headers=api.headers()
+    )
+
+    fingerprint, result = _stored_rows(services)["tablet-9/0001"]
+    assert fingerprint != plain
+    assert "sealed" not in json.loads(result)
+    after = api.client.post("/participants", json=body, headers=headers)
+    assert after.headers["Idempotent-Replayed"] == "true"
+    assert (after.json()["id"], after.json()["name"]) == (person["id"], None)
+    assert after.json()["personal_data"] == "erased"
+
+
+def test_erasing_again_scrubs_old_answers_of_a_participant_erased_before_this_fix(
+    api: Api, services: Services
+) -> None:
+    body = {"district_id": "suge", "birth_year": 1950, "name": NAME, "contact": CONTACT}
+    person = api.client.post("/participants", json=body, headers=api.headers(Role.DESK)).json()
+    erase = f"/participants/{person['id']}/erasure"
+    assert api.client.post(erase, json={"reason": "x"}, headers=api.headers()).status_code == 200
+    plain = _plain_fingerprint("POST", "/participants", body)
+    # Left behind by the code before the personal-data change, which erasure then missed.
+    with services.datastore.transaction(commit=True) as session:
+        session.execute(
+            insert(_storage(services).outcomes).values(
+                scope=_scope(api, services, Role.DESK),
+                key="tablet-old/0002",
+                fingerprint=plain,
+                command="register_participant",
+                created=True,
+                result=json.dumps(_old_answer(person), ensure_ascii=False, sort_keys=True),
+                recorded_at=datetime.now(UTC),
+            )
+        )
+    head = services.app.recorder.max_notification_id()
+
+    again = api.client.post(erase, json={"reason": "再"}, headers=api.headers())
+
+    assert again.status_code == 200
+    assert services.app.recorder.max_notification_id() == head  # nothing new in the log
+    fingerprint, result = _stored_rows(services)["tablet-old/0002"]
+    assert fingerprint != plain
+    assert NAME not in result
+    assert CONTACT not in result
