@@ -11,7 +11,9 @@ from sqlalchemy import insert, select
 
 from domain.provenance import Role
 from infrastructure.persistence import SqlStorage
+from infrastructure.settings import Settings
 from interfaces.bootstrap import Services
+from tests.http.test_personal_data import _forms, _raw_database
 from tests.support import Api
 
 NAME = "冪等 確認花子"
@@ -138,7 +140,7 @@ def _old_answer(person: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_an_answer_stored_before_sealing_replays_without_its_personal_data_and_erasure_clears_it(
-    api: Api, services: Services
+    api: Api, services: Services, settings: Settings
 ) -> None:
     body = {"district_id": "suge", "birth_year": 1950, "name": NAME, "contact": CONTACT}
     person = api.client.post("/participants", json=body, headers=api.headers(Role.DESK)).json()
@@ -172,6 +174,8 @@ def test_an_answer_stored_before_sealing_replays_without_its_personal_data_and_e
     other = api.client.post("/participants", json={**body, "name": "別人"}, headers=headers)
     assert other.status_code == 422
 
+    assert old_fingerprint.encode() in _raw_database(settings)  # the scan below can see it
+
     erased = api.client.post(
         f"/participants/{person['id']}/erasure",
         json={"reason": "本人からの削除請求"},
@@ -183,6 +187,11 @@ def test_an_answer_stored_before_sealing_replays_without_its_personal_data_and_e
     assert fingerprint != old_fingerprint
     assert NAME not in result
     assert CONTACT not in result
+    # Nor left in the database's files (SQLite's freed pages and WAL; pg_dump).
+    raw = _raw_database(settings)
+    for secret in (NAME, CONTACT, old_fingerprint):
+        for form in _forms(secret):
+            assert form not in raw, f"{secret!r} is still in the database"
     after = api.client.post("/participants", json=body, headers=headers)
     assert after.headers["Idempotent-Replayed"] == "true"
     assert after.json()["id"] == person["id"]
