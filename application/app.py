@@ -8,9 +8,10 @@ again on fresh state, so a desk never sees the conflict.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any, Generic, TypeVar
 from uuid import UUID, uuid4
@@ -20,7 +21,12 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import ApplicationRecorder, IntegrityError, JSONTranscoder
 from eventsourcing.utils import EnvType
 
-from application.errors import IdempotencyKeyReused, NotFound, TooMuchContention
+from application.errors import (
+    IdempotencyKeyReused,
+    NotFound,
+    PersonalDataUnavailable,
+    TooMuchContention,
+)
 from application.group_commit import GroupCommit
 from application.personal_data import (
     AttendanceDisclosure,
@@ -36,6 +42,7 @@ from application.ports import (
     ParticipantKeys,
     Sealer,
     Storage,
+    StoredOutcome,
 )
 from application.transcodings import register_domain_transcodings
 from application.views import (
@@ -44,6 +51,7 @@ from application.views import (
     EventView,
     OrganizationView,
     ParticipantView,
+    PersonalDataState,
     ProgramView,
     View,
     WalkInView,
@@ -63,6 +71,17 @@ V = TypeVar("V", bound=View)
 A = TypeVar("A", bound=Aggregate)
 
 MAX_ATTEMPTS = 8
+
+PARTICIPANT_COMMANDS = (
+    "register_participant",
+    "correct_personal_data",
+    "record_consent",
+    "record_sensitive_data",
+    "erase_participant",
+)
+"""Commands whose answer (and request) is about one participant's personal data."""
+KEY_DESTROYED = "key-destroyed"
+"""The fingerprint of a participant's stored answer once nothing can key it any more."""
 
 
 @dataclass(frozen=True)
@@ -382,6 +401,12 @@ class Tsunagari(Application[UUID]):
             participant = self._get(Participant, participant_id, "participant")
             changed = participant.erase(reason=reason, recorded_by=recorded_by)
             self.keys.destroy(participant_id)
+            # Answers stored before fingerprints were keyed (or before personal data was
+            # sealed) hold a plain hash of the request, or the data itself: overwrite them in
+            # this transaction, so that the erasure leaves nothing to confirm a guess with.
+            self.storage.erase_outcomes(
+                participant_id, PARTICIPANT_COMMANDS, KEY_DESTROYED, _erased_answer
+            )
             view = self._participant_view(participant)
             return Decision(view, False, (participant,) if changed else ())
 
@@ -395,6 +420,7 @@ class Tsunagari(Application[UUID]):
         reader = PersonalDataReader(self.keys)
         sealer = reader.sealer(participant)
         opener = reader.opener(participant, sealer)
+        missing = reader.missing(participant, sealer)
         attendance = []
         index = self.attendance_index
         event_ids = index.events_attended_by(participant_id) if index is not None else []
@@ -411,7 +437,7 @@ class Tsunagari(Application[UUID]):
                     status=AttendanceStatus.CHECKED_IN
                     if record.counted
                     else AttendanceStatus.REVERTED,
-                    history=history_of(self.repository.event_store.get(record.id), opener),
+                    history=history_of(self.repository.event_store.get(record.id), opener, missing),
                 )
             )
         attendance.sort(key=lambda entry: (entry.local_date or date.min, str(entry.event_id)))
@@ -429,7 +455,7 @@ class Tsunagari(Application[UUID]):
                 )
                 for record, content in reader.sensitive(participant, sealer)
             ],
-            history=history_of(self.repository.event_store.get(participant_id), opener),
+            history=history_of(self.repository.event_store.get(participant_id), opener, missing),
             attendance=attendance,
         )
 
@@ -587,39 +613,75 @@ class Tsunagari(Application[UUID]):
 
     def _sealer_for(self, participant: Participant) -> Sealer:
         """The participant's key. Participants registered before encryption (version-1
-        events) get theirs on first need; an erased participant never gets one again."""
+        events) get theirs on first need; an erased participant never gets one again, nor
+        does one whose events were sealed with a key this store does not hold: a new key
+        could never open them."""
         if participant.erased:
             raise ParticipantErased(
                 f"participant {participant.id}'s personal data was erased: nothing personal "
                 "can be recorded any more"
             )
-        return self.keys.find(participant.id) or self.keys.create(participant.id)
+        sealer = self.keys.find(participant.id)
+        if sealer is not None:
+            return sealer
+        if participant.holds_sealed_data():
+            raise PersonalDataUnavailable(
+                f"participant {participant.id}'s personal data is sealed with a key this store "
+                "does not hold (an imported copy holds the log without personal data): record "
+                "personal data in the store it was registered in"
+            )
+        return self.keys.create(participant.id)
 
-    def _outcome_body(self, view: View) -> dict[str, Any]:
-        """An answer as stored for replays: a participant's personal parts sealed with its key,
-        so that nothing personal stands in clear outside the key table."""
+    def _save_outcome(self, idempotency: Idempotency, command: str, decision: Decision[V]) -> None:
+        """Keep an answer for replays. A participant's answer keeps its personal parts sealed
+        with the participant's key, and its request's fingerprint keyed with it (HMAC): the
+        request held the personal data, and a plain hash of it would let anyone confirm a
+        guessed name, even after the erasure."""
+        view = decision.result
         body = view.model_dump(mode="json")
+        participant_id = None
         if isinstance(view, ParticipantView):
+            participant_id = view.id
             personal = {name: body.pop(name) for name in ParticipantView.SEALED}
             # Never a new key here: without one (erased meanwhile) the answer keeps nothing.
             sealer = None if view.erased else self.keys.find(view.id)
             if sealer is None:
                 body.update(ParticipantView.ERASED)
+                idempotency = replace(idempotency, fingerprint=KEY_DESTROYED)
             else:
                 body["sealed"] = sealer.seal(personal)
-        return body
+                idempotency = replace(
+                    idempotency, fingerprint=sealer.keyed(idempotency.fingerprint)
+                )
+        self.storage.save_outcome(
+            idempotency, command, decision.created, body, participant_id=participant_id
+        )
 
     def _outcome_view(self, result_type: type[V], stored: dict[str, Any]) -> V:
         """A stored answer as first given; its personal parts read as erased once the key is
-        destroyed."""
+        destroyed.
+
+        Participant answers stored before personal data was sealed (name and contact in
+        clear, none of the later fields) read with their personal parts unavailable: what
+        they hold in clear is never shown again (erasure overwrites it)."""
+        if result_type is not ParticipantView:
+            return result_type.model_validate(stored)
+        stored = dict(stored)
         if "sealed" in stored:
-            stored = dict(stored)
             envelope = stored.pop("sealed")
             sealer = self.keys.find(UUID(stored["id"]))
             if sealer is None:
                 stored.update(ParticipantView.ERASED, erased=True)
             else:
                 stored.update(sealer.open(envelope))
+        elif "erased" not in stored:
+            stored.update(ParticipantView.ERASED, erased=False)
+            stored.setdefault("personal_data", PersonalDataState.UNAVAILABLE.value)
+        stored.setdefault("consents", [])
+        if stored["erased"]:
+            stored["personal_data"] = PersonalDataState.ERASED.value
+        # Stored before the state was named, and not erased: what it held was readable.
+        stored.setdefault("personal_data", PersonalDataState.AVAILABLE.value)
         return result_type.model_validate(stored)
 
     def _find(self, kind: type[A], aggregate_id: UUID, *, read_only: bool = False) -> A | None:
@@ -715,9 +777,7 @@ class Tsunagari(Application[UUID]):
                 for projection in self.inline_projections:
                     projection.process(events)
             if idempotency is not None:
-                self.storage.save_outcome(
-                    idempotency, command, decision.created, self._outcome_body(decision.result)
-                )
+                self._save_outcome(idempotency, command, decision)
             return Outcome(decision.result, decision.created)
 
         return attempt
@@ -751,10 +811,32 @@ class Tsunagari(Application[UUID]):
         stored = self.storage.find_outcome(idempotency.scope, idempotency.key)
         if stored is None:
             return None
-        if stored.fingerprint != idempotency.fingerprint:
+        if not self._same_request(stored, idempotency):
             raise IdempotencyKeyReused(
                 f"Idempotency-Key {idempotency.key!r} was already used for a different "
                 "request; use a new key for a new request"
             )
         result: Any = self._outcome_view(result_type, stored.result)
         return Outcome(result, stored.created, replayed=True)
+
+    def _same_request(self, stored: StoredOutcome, idempotency: Idempotency) -> bool:
+        """Whether a retry is the request first answered. A participant's answer is compared
+        under its key; once the key is destroyed nothing can be compared, and any retry with
+        that Idempotency-Key replays the erased answer."""
+        if stored.participant_id is None:
+            return stored.fingerprint == idempotency.fingerprint
+        sealer = self.keys.find(stored.participant_id)
+        if sealer is None:
+            return True
+        return hmac.compare_digest(stored.fingerprint, sealer.keyed(idempotency.fingerprint))
+
+
+def _erased_answer(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored participant answer with nothing personal left, as replayed after erasure."""
+    kept = {k: v for k, v in stored.items() if k != "sealed" and k not in ParticipantView.SEALED}
+    return {
+        **kept,
+        **ParticipantView.ERASED,
+        "erased": True,
+        "personal_data": PersonalDataState.ERASED.value,
+    }

@@ -17,3 +17,7 @@ class IdempotencyKeyReused(ApplicationError):
 
 class TooMuchContention(ApplicationError):
     """Concurrent writers kept changing the same record; the command was not applied."""
+
+
+class PersonalDataUnavailable(ApplicationError):
+    """The participant's personal data is sealed with a key this store does not hold."""

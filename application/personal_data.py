@@ -23,6 +23,8 @@ from domain.provenance import Provenance
 
 ERASED = "[erased]"
 """What a sealed field reads as once its key is destroyed."""
+UNAVAILABLE = "[unavailable]"
+"""What a sealed field reads as in a store that never held its key (an imported copy)."""
 _EVENT_META = {"originator_id", "originator_version", "timestamp", "originator_topic"}
 
 
@@ -46,6 +48,17 @@ class PersonalDataReader:
     def sealer(self, participant: Participant) -> Sealer | None:
         """The participant's key; None once erased."""
         return None if participant.erased else self.keys.find(participant.id)
+
+    @staticmethod
+    def unavailable(participant: Participant, sealer: Sealer | None) -> bool:
+        """Sealed data without its key, though never erased: a store imported from an export,
+        which by design carries no keys."""
+        return not participant.erased and sealer is None and participant.holds_sealed_data()
+
+    @classmethod
+    def missing(cls, participant: Participant, sealer: Sealer | None) -> str:
+        """What an envelope that cannot be opened reads as."""
+        return UNAVAILABLE if cls.unavailable(participant, sealer) else ERASED
 
     def opener(self, participant: Participant, sealer: Sealer | None) -> Opener:
         """Opens this participant's envelopes; nothing opens once it was erased, not even the
@@ -90,7 +103,12 @@ class PersonalDataReader:
             if record.in_use
         ]
         return ParticipantView.of(
-            participant, bands, today, self.personal(participant, sealer), in_use
+            participant,
+            bands,
+            today,
+            self.personal(participant, sealer),
+            in_use,
+            unavailable=self.unavailable(participant, sealer),
         )
 
 
@@ -162,8 +180,9 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def history_of(events: Iterable[Any], opener: Opener) -> list[HistoryEntry]:
-    """A stream's stored events as history entries, sealed parts opened when the key allows."""
+def history_of(events: Iterable[Any], opener: Opener, missing: str = ERASED) -> list[HistoryEntry]:
+    """A stream's stored events as history entries, sealed parts opened when the key allows;
+    ``missing`` is what an envelope that cannot be opened reads as."""
     entries = []
     for domain_event in events:
         state = dict(vars(domain_event))
@@ -175,7 +194,7 @@ def history_of(events: Iterable[Any], opener: Opener) -> list[HistoryEntry]:
             if name == "sealed":
                 if value is not None:
                     content = opener(value)
-                    details["personal"] = ERASED if content is None else content
+                    details["personal"] = missing if content is None else content
                 continue
             details[name] = _jsonable(value)
         entries.append(

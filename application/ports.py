@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -25,6 +25,8 @@ class StoredOutcome:
     fingerprint: str
     created: bool
     result: dict[str, Any]
+    participant_id: UUID | None = None
+    """Set when the answer is about a participant: its fingerprint is keyed with their key."""
 
 
 class Storage(Protocol):
@@ -37,9 +39,28 @@ class Storage(Protocol):
         """The outcome first recorded under an idempotency key, if any."""
 
     def save_outcome(
-        self, idempotency: Idempotency, command: str, created: bool, result: dict[str, Any]
+        self,
+        idempotency: Idempotency,
+        command: str,
+        created: bool,
+        result: dict[str, Any],
+        *,
+        participant_id: UUID | None = None,
     ) -> None:
-        """Record an outcome; raises the store's IntegrityError when the key is already taken."""
+        """Record an outcome; raises the store's IntegrityError when the key is already taken.
+        ``participant_id``: the answer is about that participant."""
+
+    def erase_outcomes(
+        self,
+        participant_id: UUID,
+        commands: Collection[str],
+        fingerprint: str,
+        rewrite: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> None:
+        """In the current transaction, overwrite every stored answer about the participant:
+        those saved with its id and, among the given commands' answers saved without one,
+        those whose ``id`` is the participant's. Each gets ``fingerprint`` and its result
+        rewritten, and is marked as about the participant."""
 
 
 class InlineProjection(Protocol):
@@ -57,6 +78,9 @@ class Sealer(Protocol):
 
     def open(self, envelope: str) -> dict[str, Any]:
         """The content of an envelope this key sealed."""
+
+    def keyed(self, text: str) -> str:
+        """A keyed hash (hex) of the text: comparable only while the key exists."""
 
 
 class ParticipantKeys(Protocol):

@@ -107,8 +107,20 @@ class SensitiveDataView(View):
     detail: str | None
 
 
+class PersonalDataState(Enum):
+    """Whether a participant's personal data can be read here."""
+
+    AVAILABLE = "available"
+    ERASED = "erased"
+    """Its key was destroyed (消去): gone for good."""
+    UNAVAILABLE = "unavailable"
+    """Sealed with a key this store does not hold (an auditor's copy made by
+    ``tsunagari audit import``), or known only from an answer stored before it was sealed."""
+
+
 class ParticipantView(View):
-    """A participant as the desk sees it; after an erasure its personal fields are null."""
+    """A participant as the desk sees it; personal fields are null unless ``personal_data`` is
+    available (erased, or unavailable in this store)."""
 
     SEALED: ClassVar[tuple[str, ...]] = ("name", "contact", "birth_date", "sensitive_data")
     """Fields stored only sealed with the participant's key (e.g. in replayable answers)."""
@@ -129,6 +141,7 @@ class ParticipantView(View):
     birth_date: date | None
     registered_on: date
     erased: bool
+    personal_data: PersonalDataState
     consents: list[str]
     """Purposes the participant currently consents to."""
     sensitive_data: list[SensitiveDataView]
@@ -141,7 +154,16 @@ class ParticipantView(View):
         today: date,
         personal: PersonalData,
         sensitive: list[SensitiveDataView],
+        *,
+        unavailable: bool = False,
     ) -> ParticipantView:
+        """``unavailable``: the participant's sealed data cannot be opened in this store."""
+        if participant.erased:
+            state = PersonalDataState.ERASED
+        elif unavailable:
+            state = PersonalDataState.UNAVAILABLE
+        else:
+            state = PersonalDataState.AVAILABLE
         band = bands.band_on(today, birth_year=participant.birth_year, band_id=participant.band_id)
         return cls(
             id=participant.id,
@@ -154,6 +176,7 @@ class ParticipantView(View):
             birth_date=personal.birth_date,
             registered_on=participant.registered_on,
             erased=participant.erased,
+            personal_data=state,
             consents=participant.consents.current(),
             sensitive_data=sensitive,
         )

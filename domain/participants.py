@@ -243,6 +243,12 @@ class Participant(RecordedAggregate):
         self.erased = False
         self.erasure_reason: str | None = None
 
+    def holds_sealed_data(self) -> bool:
+        """True when some event sealed personal data with a key (not the unsealed envelopes
+        of version-1 events): without that key it cannot be read."""
+        envelopes = [*self.personal_envelopes, *(record.envelope for record in self.sensitive)]
+        return any(not envelope.startswith(LEGACY_PREFIX) for envelope in envelopes)
+
     def _ensure_not_erased(self, verb: str) -> None:
         if self.erased:
             raise ParticipantErased(

@@ -10,6 +10,8 @@ removes the page's earlier version from the write-ahead log.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from base64 import b64decode, b64encode
 from datetime import UTC, datetime
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 
 KEY_BYTES = 32
 ENVELOPE_PREFIX = "aesgcm1:"
+_FINGERPRINT_KEY_LABEL = b"tsunagari idempotency fingerprint v1"
 
 
 class ParticipantSealer:
@@ -33,10 +36,15 @@ class ParticipantSealer:
 
     def __init__(self, key: str) -> None:
         self._cipher = AESCipher(Environment(env={AESCipher.CIPHER_KEY: key}))
+        # A key of its own for hashing, derived from the participant's: one key, one use.
+        self._hash_key = hmac.digest(b64decode(key), _FINGERPRINT_KEY_LABEL, hashlib.sha256)
 
     def seal(self, content: dict[str, Any]) -> str:
         plaintext = json.dumps(content, ensure_ascii=False, sort_keys=True).encode()
         return ENVELOPE_PREFIX + b64encode(self._cipher.encrypt(plaintext)).decode("ascii")
+
+    def keyed(self, text: str) -> str:
+        return hmac.new(self._hash_key, text.encode(), hashlib.sha256).hexdigest()
 
     def open(self, envelope: str) -> dict[str, Any]:
         if not envelope.startswith(ENVELOPE_PREFIX):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
@@ -17,6 +17,7 @@ from eventsourcing.persistence import (
     StoredEvent,
     Subscription,
 )
+from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
 from eventsourcing_sqlalchemy.factory import SQLAlchemyFactory
 from eventsourcing_sqlalchemy.recorders import (
     SQLAlchemyApplicationRecorder,
@@ -33,6 +34,7 @@ from sqlalchemy import (
     bindparam,
     insert,
     select,
+    update,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -211,7 +213,16 @@ def _first_in_transaction(session: Session, what: str) -> bool:
     return True
 
 
+class QuietDatastore(SQLAlchemyDatastore):
+    """The library's datastore, with an engine that keeps statement parameters out of its
+    errors: they hold participant keys and sealed personal data, and errors are logged."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(hide_parameters=True, **kwargs)
+
+
 class TsunagariFactory(SQLAlchemyFactory):
+    datastore_class = QuietDatastore
     application_recorder_class = TsunagariRecorder
 
 
@@ -269,12 +280,29 @@ class SqlStorage:
             Column("recorded_at", DateTime(timezone=True), nullable=False),
         )
 
+        # Which answers are about a participant (their fingerprint keyed with its key): a
+        # table of its own, so that stores made before it need no migration.
+        self.about = Table(
+            "tsunagari_idempotency_participants",
+            datastore.metadata,
+            Column("scope", String(64), primary_key=True),
+            Column("key", String(255), primary_key=True),
+            Column("participant_id", String(36), nullable=False, index=True),
+        )
+
         # Built once: building a statement per command cost more than running it.
-        outcomes = self.outcomes.c
-        self._find = select(outcomes.fingerprint, outcomes.created, outcomes.result).where(
-            outcomes.scope == bindparam("scope"), outcomes.key == bindparam("key")
+        outcomes, about = self.outcomes.c, self.about.c
+        self._find = (
+            select(outcomes.fingerprint, outcomes.created, outcomes.result, about.participant_id)
+            .select_from(
+                self.outcomes.outerjoin(
+                    self.about, (about.scope == outcomes.scope) & (about.key == outcomes.key)
+                )
+            )
+            .where(outcomes.scope == bindparam("scope"), outcomes.key == bindparam("key"))
         )
         self._save = insert(self.outcomes)
+        self._save_about = insert(self.about)
 
     def atomic(self) -> AbstractContextManager[object]:
         return self.datastore.transaction(commit=True)
@@ -284,10 +312,19 @@ class SqlStorage:
             row = session.execute(self._find, {"scope": scope, "key": key}).first()
         if row is None:
             return None
-        return StoredOutcome(row.fingerprint, bool(row.created), json.loads(row.result))
+        participant_id = UUID(row.participant_id) if row.participant_id is not None else None
+        return StoredOutcome(
+            row.fingerprint, bool(row.created), json.loads(row.result), participant_id
+        )
 
     def save_outcome(
-        self, idempotency: Idempotency, command: str, created: bool, result: dict[str, Any]
+        self,
+        idempotency: Idempotency,
+        command: str,
+        created: bool,
+        result: dict[str, Any],
+        *,
+        participant_id: UUID | None = None,
     ) -> None:
         with self.datastore.transaction(commit=True) as session:
             session.execute(
@@ -298,10 +335,66 @@ class SqlStorage:
                     "fingerprint": idempotency.fingerprint,
                     "command": command,
                     "created": created,
-                    "result": json.dumps(result, ensure_ascii=False, sort_keys=True),
+                    "result": _dumps(result),
                     "recorded_at": utc_now(),
                 },
             )
+            if participant_id is not None:
+                session.execute(
+                    self._save_about,
+                    {
+                        "scope": idempotency.scope,
+                        "key": idempotency.key,
+                        "participant_id": str(participant_id),
+                    },
+                )
+
+    def erase_outcomes(
+        self,
+        participant_id: UUID,
+        commands: Collection[str],
+        fingerprint: str,
+        rewrite: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> None:
+        outcomes, about = self.outcomes.c, self.about.c
+        pid = str(participant_id)
+        known = select(about.scope, about.key).where(about.participant_id == pid)
+        # Answers saved before they were marked: found by the id in their text, then checked
+        # on the parsed answer. A scan of those commands' answers, once an erasure.
+        unmarked = (
+            select(outcomes.scope, outcomes.key, outcomes.result)
+            .select_from(
+                self.outcomes.outerjoin(
+                    self.about, (about.scope == outcomes.scope) & (about.key == outcomes.key)
+                )
+            )
+            .where(
+                about.participant_id.is_(None),
+                outcomes.command.in_(list(commands)),
+                outcomes.result.contains(pid, autoescape=True),
+            )
+        )
+        with self.datastore.transaction(commit=True) as session:
+            rows = [(row.scope, row.key) for row in session.execute(known)]
+            for row in session.execute(unmarked).all():
+                if json.loads(row.result).get("id") == pid:
+                    rows.append((row.scope, row.key))
+                    session.execute(
+                        self._save_about,
+                        {"scope": row.scope, "key": row.key, "participant_id": pid},
+                    )
+            for scope, key in rows:
+                where = (outcomes.scope == scope) & (outcomes.key == key)
+                stored = session.execute(select(outcomes.result).where(where)).scalar_one()
+                session.execute(
+                    update(self.outcomes)
+                    .where(where)
+                    .values(fingerprint=fingerprint, result=_dumps(rewrite(json.loads(stored))))
+                )
+
+
+def _dumps(result: dict[str, Any]) -> str:
+    return json.dumps(result, ensure_ascii=False, sort_keys=True)
 
 
 def prepare_database(settings: Settings) -> None:

@@ -12,7 +12,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from application.errors import IdempotencyKeyReused, NotFound, TooMuchContention
+from application.errors import (
+    IdempotencyKeyReused,
+    NotFound,
+    PersonalDataUnavailable,
+    TooMuchContention,
+)
 from domain.errors import (
     DomainError,
     EventNotOpen,
@@ -68,6 +73,11 @@ DOMAIN_PROBLEMS: dict[type[Exception], tuple[int, str, str]] = {
     NotCheckedIn: (409, "not-checked-in", "Nothing to revert"),
     NoConsent: (409, "no-consent", "No current consent for this purpose"),
     ParticipantErased: (409, "participant-erased", "The participant's personal data was erased"),
+    PersonalDataUnavailable: (
+        409,
+        "personal-data-unavailable",
+        "The participant's personal data is not held in this store",
+    ),
     InvalidValue: (422, "invalid-value", "Invalid value"),
     DomainError: (422, "domain-rule", "Refused by a domain rule"),
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -155,3 +156,29 @@ def test_request_logs_are_json_lines_carrying_the_request_id_but_never_the_token
     assert failed
     assert failed[0]["request_id"] == refused.headers["X-Request-Id"]
     assert "tsu_secret" not in json.dumps(lines)
+
+
+@pytest.mark.parametrize("log_format", [LogFormat.JSON, LogFormat.CONSOLE])
+def test_a_database_error_is_logged_without_the_statements_parameters(
+    api: Api, services: Services, capsys: pytest.CaptureFixture[str], log_format: LogFormat
+) -> None:
+    configure_logging(Settings(log_format=log_format))
+    probe = "zq7-parameter-probe-4711"
+    storage: Any = services.app.storage
+    # The idempotency lookup is the first statement of a command, and binds the client's key.
+    storage.outcomes.drop(services.datastore.engine)
+    capsys.readouterr()
+
+    answer = api.client.post(
+        "/organizations",
+        json={"name": "菅町会", "kind": "neighbourhood_association", "district_id": "suge"},
+        headers=api.headers(Role.COORDINATOR, **{"Idempotency-Key": probe}),
+    )
+
+    assert answer.status_code in (500, 503)
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert probe not in answer.text
+    logged = capsys.readouterr().err
+    assert "tsunagari_idempotency" in logged  # the error and its statement were logged
+    assert "SQL parameters hidden" in logged
+    assert probe not in logged
