@@ -238,7 +238,7 @@ def event_types() -> dict[str, tuple[str, ...]]:
             # By name: the library redefines each nested event class on its aggregate, and the
             # redefined class is the one recorded.
             cls = getattr(aggregate, given.__name__ if given else str(attribute.event_cls_name))
-            found.setdefault(cls.__qualname__, set()).add(get_topic(cls))
+            found.setdefault(cls.__qualname__, set()).add(f"{cls.__module__}:{cls.__qualname__}")
     return {name: tuple(sorted(topics)) for name, topics in found.items()}
 
 
