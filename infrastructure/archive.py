@@ -4,8 +4,9 @@ An export is a directory: ``log-00001.jsonl`` … (one stored record a line: pos
 originator id, version, topic and the state bytes as stored, base64) and ``manifest.json``
 (SHA-256 of every file, record count, first and last position, and the seal: the head of the
 hash chain of ``infrastructure/seal.py`` over the exported records). Only the events table is
-read: tokens, idempotency answers, read models and any personal-data keys stay behind, so
-personal data stays as encrypted in the export as it is in the log.
+exported (the stored chain is read to check it): tokens, idempotency answers, read models and
+any personal-data keys stay behind, so personal data stays as encrypted in the export as it is
+in the log.
 
 ``--fiscal-year Y`` exports the log as it stood at the end of that fiscal year: every record
 up to the first one recorded after 31 March Y+1 (JST). Before the year is over that is the whole
