@@ -3,7 +3,8 @@
 Read-only. Records are decoded with the application's own mapper parts (cipher, compressor,
 transcoder) but not upcast, so a payload shows what the log holds rather than what the current
 class would make of it. Attributes an event class names in its ``personal_fields`` are shown
-only as ``"[encrypted]"``.
+only as ``"[encrypted]"``, or as ``"[erased]"`` once the participant's stream holds its
+erasure (its key is destroyed: nothing can open them any more).
 
 Filtering stays bounded in cost on a big log: position range and event type are pushed into
 the store's query; recorded-at and actor are checked here, over at most ``PYTHON_SCAN``
@@ -14,7 +15,7 @@ go on from there.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -22,10 +23,12 @@ from enum import Enum
 from typing import Any, Protocol
 from uuid import UUID
 
+from eventsourcing.domain import CommandMethodDecorator
 from eventsourcing.persistence import Mapper, Notification
 from eventsourcing.utils import TopicError, get_topic, resolve_topic
 
 from application.errors import NotFound
+from application.personal_data import ERASED as ERASED
 from domain.attendance import Attendance, WalkInTally
 from domain.errors import InvalidValue
 from domain.events import JST, Event
@@ -34,6 +37,7 @@ from domain.provenance import Provenance
 from domain.recording import RecordedAggregate
 
 ENCRYPTED = "[encrypted]"
+ERASURE_TOPIC = get_topic(Participant.Erased)
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 WINDOW = 2000
@@ -72,6 +76,9 @@ class LogRecords(Protocol):
 
     def stream(self, stream_id: UUID) -> list[Notification]:
         """Every record of one aggregate, in version order, with its log position."""
+
+    def streams_holding(self, topic: str, stream_ids: Collection[UUID]) -> set[UUID]:
+        """Those of the given streams that hold a record of this topic."""
 
 
 @dataclass(frozen=True)
@@ -139,7 +146,19 @@ class LogQuery:
         recorded_from: str | None = None,
         recorded_to: str | None = None,
     ) -> LogQuery:
-        """Check every parameter; raises InvalidValue saying what is wrong."""
+        """Check every parameter; raises InvalidValue saying what is wrong.
+
+        An empty text parameter (``actor=``) is refused rather than read as "no filter": a
+        client that sends one has lost a value, and should hear so.
+        """
+        for name, text in (
+            ("type", type),
+            ("actor", actor),
+            ("from", recorded_from),
+            ("to", recorded_to),
+        ):
+            if text is not None and not text.strip():
+                raise InvalidValue(f"{name} is empty: give a value, or leave {name} out")
         if after < 0:
             raise InvalidValue(f"after must be a log position ≥ 0, not {after}")
         if not 1 <= limit <= MAX_LIMIT:
@@ -156,7 +175,7 @@ class LogQuery:
         until = parse_moment(recorded_to, "to", end_of_day=True) if recorded_to else None
         if start is not None and until is not None and start > until:
             raise InvalidValue(f"from ({recorded_from}) is after to ({recorded_to})")
-        return cls(after, limit, type, topics, actor or None, start, until)
+        return cls(after, limit, type, topics, actor, start, until)
 
     @property
     def checks_decoded(self) -> bool:
@@ -182,17 +201,21 @@ class LogQuery:
 def parse_moment(text: str, what: str, *, end_of_day: bool) -> datetime:
     """An ISO 8601 date or datetime; dates and datetimes without an offset are in JST.
 
-    A bare date as an upper bound means the end of that day.
+    A bare date, in any form ISO 8601 has (2026-06-14, basic 20260614, week 2026-W24-7), as an
+    upper bound means the end of that day.
     """
     try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            moment = datetime.combine(day, time.min, JST)
-            return moment + timedelta(days=1, microseconds=-1) if end_of_day else moment
+        day = date.fromisoformat(text)
+    except ValueError:
+        day = None  # not a date alone: a datetime, or nothing readable
+    if day is not None:
+        moment = datetime.combine(day, time.min, JST)
+        return moment + timedelta(days=1, microseconds=-1) if end_of_day else moment
+    try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise InvalidValue(
-            f"{what} must be an ISO 8601 date or datetime (2026-06-14 or "
+            f"{what} must be an ISO 8601 date or datetime (2026-06-14, 20260614 or "
             f"2026-06-14T10:00:00+09:00), not {text!r}"
         ) from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=JST)
@@ -201,16 +224,27 @@ def parse_moment(text: str, what: str, *, end_of_day: bool) -> datetime:
 def event_types() -> dict[str, tuple[str, ...]]:
     """Readable event types (``Participant.Registered``) and the stored topics of each.
 
-    Found from the domain's event classes rather than listed, so new events appear by
-    themselves. The library redefines each aggregate's nested event classes, so a class is
-    reached twice: the topic names the one that is stored.
+    Only types that can be stored: the event classes our aggregates' ``@event`` methods record
+    (every event of the domain is recorded that way). Found from the aggregates rather than
+    listed, so new events appear by themselves; the classes the library defines by itself for
+    every aggregate (``Participant.Created``) are never recorded and so not listed.
     """
     found: dict[str, set[str]] = {}
-    for cls in _subclasses(RecordedAggregate.Event):
-        if cls.__subclasses__():
-            continue  # a base, never stored itself
-        found.setdefault(cls.__qualname__, set()).add(f"{cls.__module__}:{cls.__qualname__}")
+    for aggregate in _subclasses(RecordedAggregate):
+        for attribute in vars(aggregate).values():
+            if not isinstance(attribute, CommandMethodDecorator):
+                continue
+            given = attribute.given_event_cls
+            # By name: the library redefines each nested event class on its aggregate, and the
+            # redefined class is the one recorded.
+            cls = getattr(aggregate, given.__name__ if given else str(attribute.event_cls_name))
+            found.setdefault(cls.__qualname__, set()).add(f"{cls.__module__}:{cls.__qualname__}")
     return {name: tuple(sorted(topics)) for name, topics in found.items()}
+
+
+def stored_topics() -> frozenset[str]:
+    """Every topic a record of this application can have."""
+    return frozenset(topic for topics in event_types().values() for topic in topics)
 
 
 def _subclasses(cls: type[Any]) -> Iterator[type[Any]]:
@@ -269,20 +303,23 @@ class AuditTrail:
         self.mapper = mapper
         self.records = records
 
-    def entry(self, record: Notification) -> AuditEntry:
-        """One stored record, decoded, with its personal fields masked."""
+    def entry(self, record: Notification, *, erased: bool = False) -> AuditEntry:
+        """One stored record, decoded, with its personal fields masked: ``"[erased]"`` when
+        its stream is a participant's that was erased, else ``"[encrypted]"``."""
         state = decode_state(self.mapper, record.state)
         recorded_at = state.pop("timestamp", None)
         recorded_by = state.pop("recorded_by", None)
         by = recorded_by if isinstance(recorded_by, Provenance) else None
         masked = personal_fields(record.topic)
-        payload = {
-            key: ENCRYPTED
-            # An unknown class could hold anything: then every field is withheld.
-            if value is not None and (masked is None or key in masked)
-            else plain(value)
-            for key, value in state.items()
-        }
+        hidden = ERASED if erased else ENCRYPTED
+        payload: dict[str, Any] = {}
+        for key, value in state.items():
+            if value is None:
+                payload[key] = None
+            elif masked is None:
+                payload[key] = ENCRYPTED  # an unknown class could hold anything: withhold all
+            else:
+                payload[key] = hidden if key in masked else plain(value)
         return AuditEntry(
             position=record.id,
             stream_id=_uuid(record.originator_id),
@@ -297,6 +334,20 @@ class AuditTrail:
             payload=payload,
         )
 
+    def entries(self, records: Sequence[Notification]) -> list[AuditEntry]:
+        """Records as entries, with one look-up for the erasures among their streams.
+
+        The one place that decides whether personal fields read as erased: for the log's pages
+        and for a stream's history alike.
+        """
+        personal = {
+            _uuid(record.originator_id) for record in records if personal_fields(record.topic)
+        }
+        erased = self.records.streams_holding(ERASURE_TOPIC, personal) if personal else set()
+        return [
+            self.entry(record, erased=_uuid(record.originator_id) in erased) for record in records
+        ]
+
     def log(self, query: LogQuery) -> AuditPage:
         """One page of the log after ``query.after``, in position order, filtered."""
         head = self.records.head()
@@ -310,12 +361,11 @@ class AuditTrail:
             wanted = upto - position if query.checks_decoded else query.limit - len(entries)
             rows = self.records.page(position, upto, query.topics, wanted)
             position = upto if len(rows) < wanted else rows[-1].id
-            for row in rows:
-                entry = self.entry(row)
+            for entry in self.entries(rows):
                 if query.admits(entry):
                     entries.append(entry)
                     if len(entries) == query.limit:
-                        position = row.id
+                        position = entry.position
                         break
         return AuditPage(entries, position if position < head else None, head)
 
@@ -341,7 +391,7 @@ class AuditTrail:
                 corrects=corrects.get(entry.version),
                 corrected_by=tuple(corrected_by.get(entry.version, ())),
             )
-            for entry in map(self.entry, records)
+            for entry in self.entries(records)
         ]
 
 

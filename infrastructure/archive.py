@@ -4,8 +4,9 @@ An export is a directory: ``log-00001.jsonl`` … (one stored record a line: pos
 originator id, version, topic and the state bytes as stored, base64) and ``manifest.json``
 (SHA-256 of every file, record count, first and last position, and the seal: the head of the
 hash chain of ``infrastructure/seal.py`` over the exported records). Only the events table is
-read: tokens, idempotency answers, read models and any personal-data keys stay behind, so
-personal data stays as encrypted in the export as it is in the log.
+exported (the stored chain is read to check it): tokens, idempotency answers, read models and
+any personal-data keys stay behind, so personal data stays as encrypted in the export as it is
+in the log.
 
 ``--fiscal-year Y`` exports the log as it stood at the end of that fiscal year: every record
 up to the first one recorded after 31 March Y+1 (JST). Before the year is over that is the whole
@@ -31,7 +32,7 @@ from eventsourcing.persistence import Notification
 from sqlalchemy import func, insert, select, text
 
 from application.app import Tsunagari
-from application.audit import decode_state
+from application.audit import decode_state, stored_topics
 from domain.events import JST
 from domain.fiscal import fiscal_year_bounds, fiscal_year_label
 from infrastructure.persistence import Datastore
@@ -68,10 +69,19 @@ class ExportResult:
 
 
 @dataclass(frozen=True)
+class VerifiedExport:
+    manifest: dict[str, Any]
+    confirmed_at: int | None
+    """The position at which the kept head equals the export's chain (None without one)."""
+
+
+@dataclass(frozen=True)
 class ImportResult:
     records: int
     last_position: int | None
     head: str
+    confirmed_at: int | None
+    """The position at which the kept head was confirmed (None when none was given)."""
     seconds: float
 
 
@@ -120,11 +130,16 @@ class LogArchive:
         self.datastore = datastore
         self.seal = seal
         self.events = seal.events
+        self.topics = stored_topics()
 
     # Export ------------------------------------------------------------------------------
 
     def export(self, fiscal_year: int, out: Path) -> ExportResult:
-        """Write the log as it stood at the end of ``fiscal_year`` into the empty folder ``out``."""
+        """Write the log as it stood at the end of ``fiscal_year`` into the empty folder ``out``.
+
+        Refused, with nothing left in ``out``, when a stored record no longer fits the stored
+        chain: every link the export passes is compared, not only the last one.
+        """
         started = time.perf_counter()
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise ExportRefused(f"{out} is not an empty folder: export into a new one")
@@ -136,24 +151,30 @@ class LogArchive:
         last: int | None = None
         files: list[dict[str, Any]] = []
         current: _FileWriter | None = None
-        for record in self._prefix(cutoff):
-            if current is None or current.records >= RECORDS_PER_FILE:
-                if current is not None:
-                    files.append(current.close())
-                current = _FileWriter(out / f"log-{len(files) + 1:05d}.jsonl")
-            current.write(record)
-            head = record.link(head)
-            count += 1
-            first = record.position if first is None else first
-            last = record.position
+        stored = _StoredChain(self.seal.chain())
+        try:
+            for record in self._prefix(cutoff):
+                if current is None or current.records >= RECORDS_PER_FILE:
+                    if current is not None:
+                        files.append(current.close())
+                    current = _FileWriter(out / f"log-{len(files) + 1:05d}.jsonl")
+                current.write(record)
+                head = record.link(head)
+                stored.check(record.position, head)
+                count += 1
+                first = record.position if first is None else first
+                last = record.position
+            self._check_rest(stored)
+        except BaseException:
+            # No half an export left behind, whatever stopped it.
+            if current is not None:
+                current.close()
+                current.path.unlink()
+            for written in files:
+                (out / written["name"]).unlink(missing_ok=True)
+            raise
         if current is not None:
             files.append(current.close())
-        try:
-            self._check_stored_link(last, head)
-        except ExportRefused:
-            for written in files:
-                (out / written["name"]).unlink()
-            raise
         exported_at = self.app.clock()
         manifest = {
             "format": FORMAT,
@@ -198,42 +219,55 @@ class LogArchive:
                 return
             yield _Record(position, originator_id, version, topic, state)
 
-    def _check_stored_link(self, position: int | None, head: str) -> None:
-        """Where the log was sealed at the last exported position, the heads must agree."""
-        if position is None:
+    def _check_rest(self, stored: _StoredChain) -> None:
+        """A link the export did not reach must still have its record (beyond the cutoff):
+        otherwise the sealed log lost records at the end of the export."""
+        if stored.pending is None:
             return
-        links = self.seal.links
+        position = stored.pending[0]
         with self.datastore.engine.connect() as connection:
-            stored = connection.execute(
-                select(links.c.link).where(links.c.position == position)
+            held = connection.execute(
+                select(func.count()).select_from(self.events).where(self.events.c.id == position)
             ).scalar()
-        if stored is not None and stored != head:
-            raise ExportRefused(
-                f"the stored log does not fit its hash chain at position {position}: "
-                "run `tsunagari audit verify` before exporting"
-            )
+        if not held:
+            raise ExportRefused(_misfit(position, f"record {position} was removed"))
 
     # Import ------------------------------------------------------------------------------
 
-    def verify_export(self, directory: Path, kept_head: str | None = None) -> dict[str, Any]:
-        """Check the export against its manifest (hashes, count, positions, chain head);
-        raises ImportRefused naming the first problem. Reads only the files."""
+    def verify_export(self, directory: Path, kept_head: str | None = None) -> VerifiedExport:
+        """Check the export against its manifest (hashes, count, positions, chain head, known
+        topics, no unlisted files) and against the head the auditors kept, if given; raises
+        ImportRefused naming the first problem. Reads only the files.
+
+        The kept head may be that of any seal the export covers: it is confirmed where it
+        equals the recomputed chain, at whatever position (a live log, or a past fiscal year,
+        rarely ends exactly on a seal).
+        """
         manifest = _read_manifest(directory)
-        for _ in _records_of(directory, manifest):
-            pass
-        # Last: an export re-chained by a forger is consistent in itself, only not with this.
-        if kept_head is not None and manifest["seal"]["head"] != kept_head:
+        listed = {entry["name"] for entry in manifest["files"]} | {MANIFEST}
+        unlisted = sorted(path.name for path in directory.iterdir() if path.name not in listed)
+        if unlisted:
             raise ImportRefused(
-                f"the manifest's seal head {manifest['seal']['head']} is not the head you kept "
-                f"({kept_head})"
+                f"the export folder holds what the manifest does not list: {', '.join(unlisted)}"
             )
-        return manifest
+        confirmed: int | None = 0 if kept_head == GENESIS else None
+        for record, head in _records_of(directory, manifest, self.topics):
+            if confirmed is None and head == kept_head:
+                confirmed = record.position
+        # Last: an export re-chained by a forger is consistent in itself, only not with this.
+        if kept_head is not None and confirmed is None:
+            raise ImportRefused(
+                f"the head you kept ({kept_head}) matches the export's chain at no position: "
+                "this is not the log you sealed, or it ends before your seal"
+            )
+        return VerifiedExport(manifest, confirmed)
 
     def import_export(self, directory: Path, kept_head: str | None = None) -> ImportResult:
         """Verify the export, then write its records at their positions into this empty store,
         with their chain links and seal, in one transaction."""
         started = time.perf_counter()
-        manifest = self.verify_export(directory, kept_head)
+        verified = self.verify_export(directory, kept_head)
+        manifest = verified.manifest
         self._ensure_empty()
         table = self.events
         postgres = self.datastore.engine.dialect.name == "postgresql"
@@ -248,7 +282,7 @@ class LogArchive:
             notifications: list[Notification] = []
             # The files are read again: what is written is re-checked against the manifest as it
             # goes, and a mismatch (a file changed since the check) rolls everything back.
-            for record, head in _records_of(directory, manifest):
+            for record, head in _records_of(directory, manifest, self.topics):
                 originator_id = UUID(hex=record.originator_id)
                 events.append(
                     {
@@ -289,7 +323,9 @@ class LogArchive:
                     text("SELECT setval(pg_get_serial_sequence(:table, 'id'), :last)"),
                     {"table": table.fullname, "last": last},
                 )
-        return ImportResult(count, last, seal["head"], time.perf_counter() - started)
+        return ImportResult(
+            count, last, seal["head"], verified.confirmed_at, time.perf_counter() - started
+        )
 
     def _write(
         self,
@@ -324,6 +360,36 @@ class LogArchive:
                 raise ImportRefused(
                     f"the store is not empty ({what}: {held}): import only into a new, empty store"
                 )
+
+
+def _misfit(position: int, problem: str) -> str:
+    return (
+        f"the stored log does not fit its hash chain at position {position} ({problem}): "
+        "run `tsunagari audit verify` before exporting"
+    )
+
+
+class _StoredChain:
+    """The stored links, walked alongside the records being exported: a merge, so linear."""
+
+    def __init__(self, links: Iterator[tuple[int, str]]) -> None:
+        self.links = links
+        self.pending = next(links, None)
+
+    def check(self, position: int, head: str) -> None:
+        """The running chain head at ``position`` against the stored link there, if any."""
+        if self.pending is None:
+            return  # past the last seal: nothing to compare with
+        linked, stored = self.pending
+        if linked < position:
+            raise ExportRefused(_misfit(linked, f"record {linked} was removed"))
+        if linked > position:
+            raise ExportRefused(
+                _misfit(position, f"record {position} was inserted into the sealed log")
+            )
+        if stored != head:
+            raise ExportRefused(_misfit(position, f"record {position} was altered or moved"))
+        self.pending = next(self.links, None)
 
 
 class _FileWriter:
@@ -381,8 +447,13 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
     return checked
 
 
-def _records_of(directory: Path, manifest: dict[str, Any]) -> Iterator[tuple[_Record, str]]:
+def _records_of(
+    directory: Path, manifest: dict[str, Any], topics: frozenset[str]
+) -> Iterator[tuple[_Record, str]]:
     """Every record of the export with its chain link, checked against the manifest as read.
+
+    A topic names the class a record is decoded with, and decoding imports its module: so
+    every topic must be one of the application's event types before anything reads it.
 
     The manifest's checks that need the whole file (hash, count) run when a file ends, the
     chain head and totals when the last one does: a consumer must read to the end.
@@ -401,6 +472,11 @@ def _records_of(directory: Path, manifest: dict[str, Any]) -> Iterator[tuple[_Re
             for number, raw in enumerate(handle, start=1):
                 digest.update(raw)
                 record = _parse_line(raw, f"{entry['name']} line {number}")
+                if record.topic not in topics:
+                    raise ImportRefused(
+                        f"{entry['name']} line {number}: topic {record.topic!r} is not one of "
+                        "this application's event types"
+                    )
                 if record.position <= previous:
                     raise ImportRefused(
                         f"{entry['name']} line {number}: position {record.position} does not "

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import Notification
 from sqlalchemy import select
+
+IN_LIST = 500
+"""Stream ids per query: well inside every engine's limit on bound parameters."""
 
 
 class SqlLogRecords:
@@ -51,3 +54,22 @@ class SqlLogRecords:
             )
             for row in rows
         ]
+
+    def streams_holding(self, topic: str, stream_ids: Collection[UUID]) -> set[UUID]:
+        """Those of the given streams that hold a record of this topic (by the stream index)."""
+        table = self.table
+        ids = list(stream_ids)
+        found: set[UUID] = set()
+        with self.recorder.transaction(commit=False) as session:
+            for start in range(0, len(ids), IN_LIST):
+                query = (
+                    select(table.c.originator_id)
+                    .where(table.c.originator_id.in_(ids[start : start + IN_LIST]))
+                    .where(table.c.topic == topic)
+                    .distinct()
+                )
+                found.update(
+                    value if isinstance(value, UUID) else UUID(str(value))
+                    for value in session.execute(query).scalars()
+                )
+        return found

@@ -44,6 +44,8 @@ class Verification:
     problem: str | None = None
     unsealed: int = 0
     """Records appended since the last seal: not covered yet."""
+    confirmed_at: int | None = None
+    """Where the head given to ``verify`` equals the recomputed chain (None without one)."""
 
 
 def link(
@@ -95,7 +97,8 @@ class LogSeal:
                 yield row[0], _hex(row[1]), row[2], row[3], bytes(row[4])
             after = rows[-1][0]
 
-    def _links(self) -> Iterator[tuple[int, str]]:
+    def chain(self) -> Iterator[tuple[int, str]]:
+        """The stored links in position order: (position, link)."""
         after = 0
         while True:
             query = (
@@ -148,7 +151,10 @@ class LogSeal:
         """Recompute the chain over the stored records; name the first one that does not fit.
 
         With ``head`` (a seal's head kept outside the system), also prove that the chain up to
-        that seal is the one that was sealed, even if the stored links were rewritten.
+        that seal is the one that was sealed, even if the stored links were rewritten: the head
+        must equal the recomputed chain at some position, which ``confirmed_at`` names. Any
+        position will do, not only a stored seal's, so a store imported from an export that
+        runs past the seal is checked as the original is.
         """
         started = time.perf_counter()
         with self.datastore.engine.connect() as connection:
@@ -158,12 +164,13 @@ class LogSeal:
         previous = GENESIS
         checked = 0
         chained: dict[int, str] = {0: GENESIS}
+        confirmed = 0 if head == GENESIS else None
         record = next(records, None)
 
         def failed(position: int, problem: str) -> Verification:
             return Verification(False, checked, time.perf_counter() - started, position, problem)
 
-        for position, expected in self._links():
+        for position, expected in self.chain():
             if record is None or record[0] > position:
                 return failed(position, f"record {position} was removed")
             if record[0] < position:
@@ -173,22 +180,24 @@ class LogSeal:
                 return failed(position, f"record {position} was altered or moved")
             if position in sealed_positions:
                 chained[position] = previous
+            if confirmed is None and previous == head:
+                confirmed = position
             checked += 1
             record = next(records, None)
         unsealed = 0 if record is None else 1 + sum(1 for _ in records)
         for seal_position, seal_head in seals:
             if chained.get(seal_position) != seal_head:
                 return failed(seal_position, f"the seal at record {seal_position} does not match")
-        if head is not None and not any(
-            seal_head == head and chained.get(seal_position) == head
-            for seal_position, seal_head in seals
-        ):
+        if head is not None and confirmed is None:
             return Verification(
                 False,
                 checked,
                 time.perf_counter() - started,
                 None,
-                f"no seal with head {head} matches the log: the log or its links were rewritten",
+                f"the head {head} matches the log at no position: the log or its links were "
+                "rewritten",
                 unsealed,
             )
-        return Verification(True, checked, time.perf_counter() - started, unsealed=unsealed)
+        return Verification(
+            True, checked, time.perf_counter() - started, unsealed=unsealed, confirmed_at=confirmed
+        )

@@ -387,6 +387,8 @@ def audit_verify(
     typer.echo(
         f"OK: the sealed log is intact ({result.unsealed} records appended since the last seal)."
     )
+    if result.confirmed_at is not None:
+        typer.echo(f"The head you kept matches the log at position {result.confirmed_at}.")
 
 
 def _entry_line(entry: AuditEntry) -> str:
@@ -492,6 +494,14 @@ def audit_import(
         f"Imported {result.records} records up to position {result.last_position} in "
         f"{result.seconds:.2f} s ({rate:,.0f} records/s); sealed with head {result.head}."
     )
+    if result.confirmed_at is not None:
+        after = result.last_position or 0
+        beyond = (
+            f"; records after it (to position {after}) are covered only by the export's manifest"
+            if after > result.confirmed_at
+            else ""
+        )
+        typer.echo(f"The head you kept was confirmed at position {result.confirmed_at}{beyond}.")
     typer.echo(
         "Next: tsunagari audit verify --seal HEAD, then tsunagari replay for the indicators."
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,12 +13,13 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from typer.testing import CliRunner
 
 from application.audit import LogQuery
 from domain.organizations import OrganizationKind
 from domain.provenance import Provenance, Role
+from infrastructure import archive
 from infrastructure.seal import GENESIS, link
 from infrastructure.settings import Settings
 from interfaces import cli
@@ -280,7 +282,7 @@ TAMPERING: dict[str, tuple[Callable[[Path], None], str]] = {
     ),
     "resealed forgery, checked against the kept head": (
         _then(_alter_line, lambda d: _rehash(d, reseal=True)),
-        "is not the head you kept",
+        "matches the export's chain at no position",
     ),
 }
 
@@ -325,20 +327,178 @@ def test_an_import_into_a_store_that_holds_records_is_refused(
     assert _stored(services) == (3, 0, 0)
 
 
-def test_a_log_that_no_longer_fits_its_seal_is_not_exported(
-    services: Services, run: Run, tmp_path: Path
-) -> None:
-    _organizations(services, 4)
-    services.seal.seal()
+def _sql(services: Services, statement: str, **params: object) -> None:
     with services.datastore.engine.begin() as connection:
-        connection.execute(
-            services.seal.events.update()
-            .where(services.seal.events.c.id == 2)
-            .values(state=b'{"name":"x"}')
-        )
+        connection.execute(text(statement.format(events=services.seal.events.fullname)), params)
+
+
+def _alter_2(services: Services) -> None:
+    _sql(services, "UPDATE {events} SET state = :state WHERE id = 2", state=b'{"name":"x"}')
+
+
+def _insert_4(services: Services) -> None:
+    _sql(
+        services,
+        "INSERT INTO {events} (id, originator_id, originator_version, topic, state) "
+        "SELECT 4, originator_id, 2, topic, state FROM {events} WHERE id = 3",
+    )
+
+
+STORED_TAMPERING: dict[str, tuple[Callable[[Services], None], str]] = {
+    "altered": (_alter_2, "at position 2 (record 2 was altered or moved)"),
+    "removed": (
+        lambda s: _sql(s, "DELETE FROM {events} WHERE id = 3"),
+        "at position 3 (record 3 was removed)",
+    ),
+    "removed at the end": (
+        lambda s: _sql(s, "DELETE FROM {events} WHERE id = 5"),
+        "at position 5 (record 5 was removed)",
+    ),
+    "inserted": (_insert_4, "at position 4 (record 4 was inserted into the sealed log)"),
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "appended"),
+    [
+        *((kind, False) for kind in STORED_TAMPERING),
+        # Then one more record: the last exported one is not sealed, so only comparing every
+        # link finds the fault. (After removing the last record SQLite would reuse its id.)
+        *((kind, True) for kind in STORED_TAMPERING if kind != "removed at the end"),
+    ],
+)
+def test_a_log_that_no_longer_fits_its_seal_is_not_exported(
+    services: Services,
+    run: Run,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+    appended: bool,
+) -> None:
+    monkeypatch.setattr(archive, "RECORDS_PER_FILE", 2)  # refused after some files are written
+    _organizations(services, 5)
+    if kind == "inserted":
+        _sql(services, "DELETE FROM {events} WHERE id = 4")  # a gap when sealed, as on PostgreSQL
+    services.seal.seal()
+    tamper, message = STORED_TAMPERING[kind]
+    tamper(services)
+    if appended:
+        _organizations(services, 1)
+    assert not services.seal.verify().ok
 
     result = run(services, "audit", "export", "--fiscal-year", "2026", "--out", str(tmp_path / "x"))
 
     assert result.exit_code == 1
-    assert "does not fit its hash chain at position 4" in result.stderr
+    assert f"the stored log does not fit its hash chain {message}" in result.stderr
     assert list((tmp_path / "x").iterdir()) == []  # no half an export left behind
+
+
+def test_a_kept_head_is_confirmed_where_the_export_passes_it(
+    services: Services, fresh: Services, run: Run, tmp_path: Path
+) -> None:
+    _organizations(services, 5)
+    kept_head = services.seal.seal().head
+    _organizations(services, 1)  # one more check-in lands: the live log no longer ends on a seal
+    out = tmp_path / "export"
+    assert (
+        run(services, "audit", "export", "--fiscal-year", "2026", "--out", str(out)).exit_code == 0
+    )
+    assert _manifest(out)["seal"]["position"] == 6
+
+    imported = run(fresh, "audit", "import", str(out), "--seal", kept_head)
+
+    assert imported.exit_code == 0, imported.output
+    assert "Imported 6 records up to position 6" in imported.stdout
+    assert "The head you kept was confirmed at position 5; records after it (to position 6)" in (
+        imported.stdout
+    )
+    assert _stored(fresh) == (6, 6, 1)
+    verified = run(fresh, "audit", "verify", "--seal", kept_head)
+    assert verified.exit_code == 0, verified.output
+    assert "The head you kept matches the log at position 5." in verified.stdout
+    original = run(services, "audit", "verify", "--seal", kept_head)
+    assert "The head you kept matches the log at position 5." in original.stdout
+
+
+def test_a_kept_head_the_export_never_reaches_is_refused(
+    services: Services, fresh: Services, clock: Clock, run: Run, tmp_path: Path
+) -> None:
+    _organizations(services, 2)  # 2026年度
+    clock.now = datetime(2027, 5, 1, tzinfo=UTC)
+    _organizations(services, 2)  # 2027年度
+    kept_head = services.seal.seal().head  # sealed at position 4, after the year's end
+    out = tmp_path / "export-2026"
+    assert (
+        run(services, "audit", "export", "--fiscal-year", "2026", "--out", str(out)).exit_code == 0
+    )
+
+    result = run(fresh, "audit", "import", str(out), "--seal", kept_head)
+
+    assert result.exit_code == 1
+    assert f"the head you kept ({kept_head}) matches the export's chain at no position" in (
+        result.stderr
+    )
+    assert _stored(fresh) == (0, 0, 0)
+
+
+def _forge_topic(directory: Path, topic: str) -> None:
+    """A forger who re-chains: the export is consistent in itself, only its topic is foreign."""
+    lines = _lines(directory)
+    record = json.loads(lines[2])
+    record["topic"] = topic
+    lines[2] = json.dumps(record) + "\n"
+    _write_lines(directory, lines)
+    _rehash(directory, reseal=True)
+
+
+def test_an_export_naming_a_foreign_topic_is_refused_before_anything_imports_it(
+    services: Services,
+    fresh: Services,
+    run: Run,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A module that would run if the import resolved the topic: it leaves a mark.
+    modules = tmp_path / "modules"
+    modules.mkdir()
+    mark = tmp_path / "imported"
+    (modules / "forged_payload.py").write_text(
+        f"from pathlib import Path\nPath({str(mark)!r}).write_text('ran')\nclass Thing: ...\n"
+    )
+    monkeypatch.syspath_prepend(str(modules))
+    _organizations(services, 4)
+    out = tmp_path / "export"
+    assert (
+        run(services, "audit", "export", "--fiscal-year", "2026", "--out", str(out)).exit_code == 0
+    )
+    _forge_topic(out, "forged_payload:Thing")
+
+    result = run(fresh, "audit", "import", str(out))
+
+    assert result.exit_code == 1
+    assert (
+        "log-00001.jsonl line 3: topic 'forged_payload:Thing' is not one of this "
+        "application's event types" in result.stderr
+    )
+    assert not mark.exists()
+    assert "forged_payload" not in sys.modules
+    assert _stored(fresh) == (0, 0, 0)
+
+
+def test_files_the_manifest_does_not_list_are_refused(
+    services: Services, fresh: Services, run: Run, tmp_path: Path
+) -> None:
+    _organizations(services, 2)
+    out = tmp_path / "export"
+    assert (
+        run(services, "audit", "export", "--fiscal-year", "2026", "--out", str(out)).exit_code == 0
+    )
+    _write_lines(out, _lines(out), name="log-00002.jsonl")
+
+    result = run(fresh, "audit", "import", str(out))
+
+    assert result.exit_code == 1
+    assert "the export folder holds what the manifest does not list: log-00002.jsonl" in (
+        result.stderr
+    )
+    assert _stored(fresh) == (0, 0, 0)

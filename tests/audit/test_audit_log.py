@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -345,3 +347,156 @@ def test_a_participants_corrections_and_withdrawn_consent_point_at_what_they_cha
     assert "多摩" not in history.text
     assert "044-111-2222" not in history.text
     assert versions[1]["payload"]["sealed"] == audit.ENCRYPTED
+
+
+def _register(api: Api, name: str, contact: str) -> str:
+    answer = api.client.post(
+        "/participants",
+        json={"birth_year": 1948, "district_id": "suge", "name": name, "contact": contact},
+        headers=api.headers(Role.DESK),
+    )
+    assert answer.status_code == 201, answer.text
+    participant: str = answer.json()["id"]
+    return participant
+
+
+def _personal(entries: list[dict[str, Any]], stream_id: str) -> list[tuple[str, Any]]:
+    """(type, sealed) of a stream's entries that carry sealed personal data."""
+    return [(e["type"], e["payload"]["sealed"]) for e in entries if e["stream_id"] == stream_id]
+
+
+def test_an_erased_participants_personal_fields_read_as_erased_in_the_audit_trail(
+    api: Api, run_cli: Callable[..., Any]
+) -> None:
+    erased = _register(api, "山田 花子", "044-000-0000")
+    kept = _register(api, "多摩 太郎", "044-111-1111")
+    for person in (erased, kept):
+        corrected = api.client.post(
+            f"/participants/{person}/corrections", json={"name": "訂正 後"}, headers=api.headers()
+        )
+        assert corrected.status_code == 200, corrected.text
+    erasure = api.client.post(
+        f"/participants/{erased}/erasure",
+        json={"reason": "本人からの削除請求"},
+        headers=api.headers(),
+    )
+    assert erasure.status_code == 200, erasure.text
+
+    # A page that does not reach the erasure record still knows the stream was erased.
+    registrations = _all_pages(api, "&type=Participant.Registered")
+    corrections = _all_pages(api, "&type=Participant.PersonalDataCorrected")
+    everything = _all_pages(api)
+
+    assert _personal(registrations, erased) == [("Participant.Registered", audit.ERASED)]
+    assert _personal(corrections, erased) == [("Participant.PersonalDataCorrected", audit.ERASED)]
+    assert _personal(registrations + corrections, kept) == [
+        ("Participant.Registered", audit.ENCRYPTED),
+        ("Participant.PersonalDataCorrected", audit.ENCRYPTED),
+    ]
+    registered = next(e for e in everything if e["stream_id"] == erased)
+    assert (registered["payload"]["birth_year"], registered["payload"]["district_id"]) == (
+        1948,
+        "suge",
+    )  # what the indicators count by stays
+    assert everything[-1]["type"] == "Participant.Erased"
+    assert everything[-1]["payload"]["reason"] == "本人からの削除請求"
+    history = api.client.get(f"/audit/streams/{erased}", headers=api.headers(Role.AUDITOR))
+    assert [(v["type"], v["payload"].get("sealed")) for v in history.json()["versions"]] == [
+        ("Participant.Registered", audit.ERASED),
+        ("Participant.PersonalDataCorrected", audit.ERASED),
+        ("Participant.Erased", None),
+    ]
+    live = api.client.get(f"/audit/streams/{kept}", headers=api.headers(Role.AUDITOR)).json()
+    assert {v["payload"]["sealed"] for v in live["versions"]} == {audit.ENCRYPTED}
+    printed = run_cli("audit", "log", "--json")
+    assert printed.exit_code == 0, printed.output
+    lines = [json.loads(line) for line in printed.stdout.splitlines()]
+    assert [line["payload"] for line in lines] == [e["payload"] for e in everything]
+    table = run_cli("audit", "log")
+    erased_rows = [row for row in table.stdout.splitlines() if erased in row]
+    assert len(erased_rows) == 3
+    assert all(audit.ENCRYPTED not in row for row in erased_rows)
+    assert sum(audit.ERASED in row for row in erased_rows) == 2
+
+
+def test_an_export_after_an_erasure_holds_only_the_sealed_envelopes(
+    api: Api, services: Services, run_cli: Callable[..., Any], tmp_path: Path
+) -> None:
+    erased = _register(api, "山田 花子", "044-000-0000")
+    api.client.post(
+        f"/participants/{erased}/corrections", json={"name": "山田 次子"}, headers=api.headers()
+    )
+    api.client.post(
+        f"/participants/{erased}/erasure",
+        json={"reason": "本人からの削除請求"},
+        headers=api.headers(),
+    )
+    out = tmp_path / "export"
+
+    exported = run_cli("audit", "export", "--fiscal-year", "2026", "--out", str(out))
+
+    assert exported.exit_code == 0, exported.output
+    raw = b"".join(path.read_bytes() for path in sorted(out.iterdir()))
+    states = [
+        base64.b64decode(json.loads(line)["state"])
+        for line in (out / "log-00001.jsonl").read_text("utf-8").splitlines()
+    ]
+    assert len(states) == 3
+    for secret in ("山田", "花子", "次子", "044-000-0000"):
+        for where in (raw, *states):
+            assert secret.encode() not in where
+    assert all(b'"sealed":"aesgcm1:' in state for state in states[:2])
+    assert services.seal.verify().ok  # the erasure changed no stored byte
+
+
+def test_the_openapi_example_payload_is_what_a_registration_shows(api: Api) -> None:
+    _register(api, "山田 花子", "044-000-0000")
+    schema = api.client.get("/openapi.json").json()["components"]["schemas"]["AuditEntryOut"]
+    example = schema["properties"]["payload"]["examples"][0]
+    shown = api.client.get("/audit/log", headers=api.headers(Role.AUDITOR)).json()["entries"][0]
+
+    # The OpenAPI document drops null values from examples (band_id here).
+    filled = {key for key, value in shown["payload"].items() if value is not None}
+    assert filled <= example.keys() <= shown["payload"].keys()
+    assert example["sealed"] == shown["payload"]["sealed"] == audit.ENCRYPTED
+    assert "name" not in example
+
+
+def test_the_known_event_types_are_the_ones_the_log_can_hold(api: Api) -> None:
+    answer = api.client.get("/audit/log?type=Nothing", headers=api.headers(Role.AUDITOR))
+    listed = answer.json()["detail"].split("known types: ")[1].split(", ")
+    assert "Participant.Registered" in listed
+    assert "Attendance.CheckInReverted" in listed
+    # The library defines a Created class on every aggregate; ours are never created with it.
+    assert not [name for name in listed if name.endswith(".Created")]
+    for name in listed:
+        found = api.client.get(f"/audit/log?type={name}", headers=api.headers(Role.AUDITOR))
+        assert found.status_code == 200, found.text
+
+
+def test_iso_basic_dates_mean_the_same_days_as_extended_ones(api: Api, clock: Clock) -> None:
+    for moment in (
+        datetime(2026, 6, 1, 14, 59, tzinfo=UTC),  # 23:59 on 1 June in Tokyo
+        datetime(2026, 6, 1, 15, 0, tzinfo=UTC),  # 00:00 on 2 June in Tokyo
+    ):
+        clock.now = moment
+        api.client.post("/organizations", json={"name": "会", "kind": "npo"}, headers=api.headers())
+
+    assert [e["position"] for e in _all_pages(api, "&to=20260601")] == [1]
+    assert [e["position"] for e in _all_pages(api, "&from=20260602")] == [2]
+    assert [e["position"] for e in _all_pages(api, "&from=2026-W23-1&to=2026-W23-1")] == [1]
+
+
+@pytest.mark.parametrize("parameter", ["type", "actor", "from", "to"])
+def test_an_empty_filter_is_refused_naming_it(
+    api: Api, run_cli: Callable[..., Any], parameter: str
+) -> None:
+    answer = api.client.get(f"/audit/log?{parameter}=", headers=api.headers(Role.AUDITOR))
+    assert answer.status_code == 422
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert (
+        answer.json()["detail"] == f"{parameter} is empty: give a value, or leave {parameter} out"
+    )
+    printed = run_cli("audit", "log", f"--{parameter}", "")
+    assert printed.exit_code == 2
+    assert f"{parameter} is empty" in printed.stderr

@@ -37,11 +37,12 @@ def test_an_untouched_log_verifies_against_its_seal(services: Services) -> None:
     assert len(seal.head) == 64
     _record(services, 2)  # appended after the seal: not covered yet, not a fault
     result = services.seal.verify(seal.head)
-    assert (result.ok, result.records, result.unsealed) == (True, 6, 2)
+    assert (result.ok, result.records, result.unsealed, result.confirmed_at) == (True, 6, 2, 6)
     second = services.seal.seal()
     assert (second.position, second.records) == (8, 2)
     assert services.seal.verify(second.head).ok
-    assert services.seal.verify(seal.head).ok  # the earlier head still proves its prefix
+    earlier = services.seal.verify(seal.head)  # the earlier head still proves its prefix
+    assert (earlier.ok, earlier.confirmed_at) == (True, 6)
 
 
 def test_an_altered_record_is_found_at_its_position(services: Services) -> None:

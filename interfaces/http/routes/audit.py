@@ -33,8 +33,19 @@ class AuditEntryOut(BaseModel):
     desk_id: str | None = Field(examples=["suge-tablet-2"])
     request_id: str | None
     payload: dict[str, Any] = Field(
-        description='The stored attributes; personal fields only as "[encrypted]"',
-        examples=[{"birth_year": 1950, "district_id": "suge", "name": "[encrypted]"}],
+        description='The stored attributes; personal fields only as "[encrypted]", or as '
+        '"[erased]" once the participant was erased',
+        examples=[
+            {
+                "originator_topic": "domain.participants:Participant",
+                "birth_year": 1950,
+                "band_id": None,
+                "district_id": "suge",
+                "sealed": "[encrypted]",
+                "registered_on": "2026-06-14",
+                "class_version": 2,
+            }
+        ],
     )
 
 
