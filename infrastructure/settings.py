@@ -17,6 +17,14 @@ class LogFormat(Enum):
     CONSOLE = "console"
 
 
+class ProjectionsMode(Enum):
+    """Where `serve` runs the indicator projections."""
+
+    PROCESS = "process"  # a worker process that serve starts, watches and stops
+    THREAD = "thread"  # a thread of the server's own process
+    OFF = "off"  # not at all: `tsunagari projections run` elsewhere
+
+
 class Settings(BaseSettings):
     """Everything Tsunagari reads from its environment."""
 
@@ -36,9 +44,22 @@ class Settings(BaseSettings):
     targets_file: Path | None = Field(
         None, description="Targets (目標値) JSON; default: the packaged placeholder targets"
     )
-    run_projections: bool = Field(
-        True, description="Follow the log with the indicator projections inside `serve`"
+    run_projections: ProjectionsMode = Field(
+        ProjectionsMode.PROCESS,
+        description="Where `serve` follows the log with the indicator projections: process, "
+        "thread or off (true and false mean process and off)",
     )
+
+    @field_validator("run_projections", mode="before")
+    @classmethod
+    def _projections_mode(cls, value: object) -> object:
+        if isinstance(value, bool):
+            return ProjectionsMode.PROCESS if value else ProjectionsMode.OFF
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            legacy = {"true": "process", "1": "process", "false": "off", "0": "off"}
+            return legacy.get(lowered, lowered)
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -61,6 +82,14 @@ class Settings(BaseSettings):
                 f"TSUNAGARI_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {level!r}"
             )
         return upper
+
+    def as_environment(self) -> dict[str, str]:
+        """These settings as the environment variables that give them to another process."""
+        env: dict[str, str] = {}
+        for name, value in self.model_dump(mode="json").items():
+            if value is not None:
+                env[f"TSUNAGARI_{name.upper()}"] = str(value)
+        return env
 
     @property
     def is_sqlite(self) -> bool:

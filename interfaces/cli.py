@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -139,21 +141,25 @@ def demo_load(
 
 @projections_cli.command("run")
 def projections_run() -> None:
-    """Follow the log with the indicator projections until interrupted.
+    """Follow the log with the indicator projections until interrupted (Ctrl-C or SIGTERM).
 
-    For deployments with several API processes: run this once, and serve with
-    TSUNAGARI_RUN_PROJECTIONS=false. Only one runner works at a time; others stand by.
+    `serve` starts one of these itself by default. For deployments with several API
+    processes: run this once, and serve with TSUNAGARI_RUN_PROJECTIONS=off. Only one runner
+    works at a time; others stand by.
     """
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     services = _services()
     follower = services.follower()
     follower.start()
     typer.echo("Following the log; Ctrl-C to stop.")
     try:
-        while True:
-            time.sleep(1)
+        while not stop.wait(1):
+            pass
     except KeyboardInterrupt:
-        typer.echo("Stopping.")
+        pass
     finally:
+        typer.echo("Stopping.")
         follower.stop()
         services.close()
 

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from infrastructure.settings import Settings
+from infrastructure.settings import ProjectionsMode, Settings
 from interfaces.bootstrap import Services, build_services
 from interfaces.http.middleware import RequestBodyMiddleware, RequestContextMiddleware
 from interfaces.http.problems import install_problem_handlers
@@ -22,6 +22,8 @@ from interfaces.http.routes import (
     participants,
     programs,
 )
+from interfaces.projection_worker import ProjectionWorker
+from projections.follower import Follower
 
 DESCRIPTION = """\
 Participation records for Tama Ward's Basic Goal 2, **多世代交流でつながる地域づくり**
@@ -72,15 +74,18 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         app.state.services = build_services(settings) if own else services
         if own:
             settle_collector()
-        follower = None
-        if own and settings.run_projections:
-            follower = app.state.services.follower()
-            follower.start()
+        projections: Follower | ProjectionWorker | None = None
+        if own and settings.run_projections is ProjectionsMode.PROCESS:
+            projections = ProjectionWorker(settings)
+        elif own and settings.run_projections is ProjectionsMode.THREAD:
+            projections = app.state.services.follower()
+        if projections is not None:
+            projections.start()
         try:
             yield
         finally:
-            if follower is not None:
-                follower.stop()
+            if projections is not None:
+                projections.stop()
             if own:
                 app.state.services.close()
 

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
 from eventsourcing.utils import get_topic
 
 from domain.attendance import Attendance
-from domain.provenance import Role
-from infrastructure.settings import Settings
 from interfaces.bootstrap import build_services
+from tests.e2e.conftest import Server
 
 pytestmark = pytest.mark.e2e
 
@@ -28,60 +19,6 @@ DESKS = 8
 CHECK_INS_PER_DESK = 100
 PARTICIPANTS = 300
 STRIDE = 40  # desk d starts at participant d*STRIDE: neighbouring desks overlap by 60
-
-
-@dataclass(frozen=True)
-class Server:
-    base_url: str
-    token: str
-    settings: Settings
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@pytest.fixture
-def server(settings: Settings, tmp_path: Path) -> Iterator[Server]:
-    services = build_services(settings)
-    _, token = services.tokens.create(name="e2e", role=Role.ADMIN)
-    services.close()
-    port = _free_port()
-    env = {
-        **os.environ,
-        "TSUNAGARI_DATABASE_URL": settings.database_url,
-        "TSUNAGARI_LOG_FORMAT": "json",
-        "TSUNAGARI_LOG_LEVEL": "WARNING",
-    }
-    if settings.database_schema:
-        env["TSUNAGARI_DATABASE_SCHEMA"] = settings.database_schema
-    log = (tmp_path / "server.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "interfaces.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"server did not start: {(tmp_path / 'server.log').read_text()}")
-            time.sleep(0.1)
-        yield Server(base_url, token, settings)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
 
 
 def test_eight_desks_in_parallel_lose_nothing_and_double_nothing(server: Server) -> None:
