@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from datetime import UTC, date, datetime
 from pathlib import Path
 from resource import RUSAGE_SELF, getrusage
@@ -344,8 +344,8 @@ def visibility(settings: Settings, log: Path, seconds: float, desks: int) -> dic
         for thread in threads:
             thread.join()
         out |= {"delays": delays, "load_rate": sum(counts) / (time.perf_counter() - started)}
-        status = Path(f"/proc/{pid}/status").read_text()
-        out["server_peak_mb"] = int(status.split("VmHWM:")[1].split()[0]) / 1024
+        out["server_peak_mb"] = _peak_mb(pid)
+        out["worker_peak_mb"] = sum(map(_peak_mb, _children(pid)))
     services.close()
     return out
 
@@ -391,7 +391,23 @@ def latencies(store: str, settings: Settings, args: Any, log: Path) -> tuple[str
         f"| {v['load_rate']:.0f} |"
     )
     note = f"- Server on {store}: caught up {v['startup_s']:.0f} s after start; peak RSS "
-    return row, note + f"{v['server_peak_mb']:.0f} MB (its follower holds every fact)."
+    note += f"{v['server_peak_mb']:.0f} MB, and {v['worker_peak_mb']:.0f} MB for its projection "
+    return row, note + "worker (which holds every fact)."
+
+
+def _peak_mb(pid: int) -> float:
+    """A live process's peak resident memory (Linux /proc)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) / 1024
+
+
+def _children(pid: int) -> list[int]:
+    """A live process's children, such as the projection worker `serve` starts."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with suppress(FileNotFoundError):
+            children += [int(child) for child in (task / "children").read_text().split()]
+    return children
 
 
 def main() -> None:
