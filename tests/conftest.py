@@ -45,6 +45,26 @@ def services(settings: Settings, clock: Clock) -> Iterator[Services]:
 
 
 @pytest.fixture
+def fresh(settings: Settings, tmp_path: Path, clock: Clock) -> Iterator[Services]:
+    """A second, empty store of the same kind as ``services`` (to import into, say)."""
+    if settings.is_sqlite:
+        built = build_services(
+            Settings(database_url=f"sqlite:///{tmp_path}/second.sqlite3"), clock=clock
+        )
+        try:
+            yield built
+        finally:
+            built.close()
+        return
+    with PostgresSchema() as schema:
+        built = build_services(postgres_settings(schema), clock=clock)
+        try:
+            yield built
+        finally:
+            built.close()
+
+
+@pytest.fixture
 def follower(services: Services) -> Iterator[Follower]:
     """The indicator projections following the log, as inside `tsunagari serve`."""
     running = services.follower()

@@ -6,7 +6,7 @@ import base64
 import hashlib
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,37 +21,16 @@ from domain.organizations import OrganizationKind
 from domain.provenance import Provenance, Role
 from infrastructure import archive
 from infrastructure.seal import GENESIS, link
-from infrastructure.settings import Settings
 from interfaces import cli
-from interfaces.bootstrap import Services, build_services
+from interfaces.bootstrap import Services
 from interfaces.demo import DemoPlan, load_demo
 from projections.indicators.model import Scope
 from projections.indicators.parameters import DEFAULT_PARAMETERS
 from projections.whatif import what_if
-from tests.support import Clock, PostgresSchema, postgres_settings
+from tests.support import Clock
 
 BY = Provenance("archive-test", Role.ADMIN, "desk-1", "req-1")
 Run = Callable[..., Any]
-
-
-@pytest.fixture
-def fresh(settings: Settings, tmp_path: Path, clock: Clock) -> Iterator[Services]:
-    """A second, empty store of the same kind as ``services``."""
-    if settings.is_sqlite:
-        built = build_services(
-            Settings(database_url=f"sqlite:///{tmp_path}/imported.sqlite3"), clock=clock
-        )
-        try:
-            yield built
-        finally:
-            built.close()
-        return
-    with PostgresSchema() as schema:
-        built = build_services(postgres_settings(schema), clock=clock)
-        try:
-            yield built
-        finally:
-            built.close()
 
 
 @pytest.fixture

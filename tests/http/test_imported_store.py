@@ -3,42 +3,20 @@ personal data reads as unavailable and can never be written to."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import pytest
 from fastapi.testclient import TestClient
 
 from domain.provenance import Role
-from infrastructure.settings import Settings
-from interfaces.bootstrap import Services, build_services
+from interfaces.bootstrap import Services
 from interfaces.http.app import create_app
-from tests.support import Api, Clock, PostgresSchema, postgres_settings
+from tests.support import Api
 
 NAME = "輸入 確認三郎"
 PURPOSE = "合理的配慮の提供"
-
-
-@pytest.fixture
-def imported(settings: Settings, tmp_path: Path, clock: Clock) -> Iterator[Services]:
-    """A second, empty store of the same kind as ``services``, to import into."""
-    if settings.is_sqlite:
-        built = build_services(
-            Settings(database_url=f"sqlite:///{tmp_path}/imported.sqlite3"), clock=clock
-        )
-        try:
-            yield built
-        finally:
-            built.close()
-        return
-    with PostgresSchema() as schema:
-        built = build_services(postgres_settings(schema), clock=clock)
-        try:
-            yield built
-        finally:
-            built.close()
 
 
 def _problem(answer: Any, status: int, problem_type: str) -> str:
@@ -52,7 +30,7 @@ def _problem(answer: Any, status: int, problem_type: str) -> str:
 def test_an_imported_store_shows_personal_data_as_unavailable_and_refuses_to_write_it(
     api: Api,
     services: Services,
-    imported: Services,
+    fresh: Services,
     tmp_path: Path,
     make_ids: Callable[..., dict[str, str]],
 ) -> None:
@@ -73,13 +51,12 @@ def test_an_imported_store_shows_personal_data_as_unavailable_and_refuses_to_wri
         headers=desk,
     ).is_success
     services.archive.export(2026, tmp_path / "export")
-    imported.archive.import_export(tmp_path / "export")
-    assert imported.app.keys.find(UUID(person["id"])) is None  # keys are never exported
+    fresh.archive.import_export(tmp_path / "export")
+    assert fresh.app.keys.find(UUID(person["id"])) is None  # keys are never exported
     tokens = {
-        role: imported.tokens.create(name=f"auditor copy {role.value}", role=role)[1]
-        for role in Role
+        role: fresh.tokens.create(name=f"auditor copy {role.value}", role=role)[1] for role in Role
     }
-    with TestClient(create_app(services=imported), raise_server_exceptions=False) as client:
+    with TestClient(create_app(services=fresh), raise_server_exceptions=False) as client:
         copy = Api(client, tokens)
         admin, desk = copy.headers(Role.ADMIN), copy.headers(Role.DESK)
 
@@ -96,7 +73,7 @@ def test_an_imported_store_shows_personal_data_as_unavailable_and_refuses_to_wri
         assert disclosure["history"][0]["details"]["personal"] == "[unavailable]"
         assert disclosure["history"][2]["details"]["personal"] == "[unavailable]"
 
-        head = imported.app.recorder.max_notification_id()
+        head = fresh.app.recorder.max_notification_id()
         for path, request in (
             ("corrections", {"name": "新しい名前"}),
             ("consents", {"purpose": "写真撮影", "given": True}),
@@ -105,8 +82,8 @@ def test_an_imported_store_shows_personal_data_as_unavailable_and_refuses_to_wri
             refused = client.post(f"{base}/{path}", json=request, headers=desk)
             detail = _problem(refused, 409, "/problems/personal-data-unavailable")
             assert "key this store does not hold" in detail
-        assert imported.app.recorder.max_notification_id() == head
-        assert imported.app.keys.find(UUID(person["id"])) is None  # no key made for it
+        assert fresh.app.recorder.max_notification_id() == head
+        assert fresh.app.keys.find(UUID(person["id"])) is None  # no key made for it
         # What needs no key still works: a check-in, and the erasure itself.
         checked = client.post(
             f"/events/{ids['event']}/check-ins", json={"participant_id": person["id"]}, headers=desk
