@@ -107,15 +107,15 @@ class GroupCommit:
 
     async def run_async(self, work: Callable[[], T]) -> T:
         """``run`` for a caller on an event loop: the loop keeps serving while it waits."""
-        unit = _Unit(work, asyncio.get_running_loop().create_future())
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        unit = _Unit(work, future)
         if self._writer is None:  # before queueing: a thread leader may hand it the lead
             self._start_writer()
         if self._enqueue(unit):
             with self._mutex:
                 self._writer_turn = True
             self._writer_wake.set()
-        assert unit.future is not None  # noqa: S101 - set just above, for the type checker
-        await unit.future
+        await future
         return unit.answer()
 
     def close(self) -> None:
