@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 import time
@@ -25,6 +26,7 @@ from infrastructure.settings import Settings
 from interfaces.bootstrap import Services, build_services
 from interfaces.demo import DemoPlan, load_demo, plan_size
 from interfaces.http.app import create_app
+from interfaces.projection_worker import WORKER_OF
 from projections.indicators.export import indicators_csv
 from projections.indicators.model import Scope
 from projections.indicators.parameters import DEFAULT_PARAMETERS, load_parameters
@@ -149,13 +151,20 @@ def projections_run() -> None:
     """
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    parent = os.environ.get(WORKER_OF)
+    if parent is not None:
+        # A worker of `serve`: the server alone stops it (a Ctrl-C reaches the server, which
+        # then stops its worker), and it ends with the server even if the server was killed.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     services = _services()
     follower = services.follower()
     follower.start()
     typer.echo("Following the log; Ctrl-C to stop.")
     try:
         while not stop.wait(1):
-            pass
+            if parent is not None and os.getppid() != int(parent):
+                typer.echo("The server that started this worker is gone.")
+                break
     except KeyboardInterrupt:
         pass
     finally:

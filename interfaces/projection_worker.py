@@ -21,6 +21,8 @@ from infrastructure.settings import Settings
 
 logger = structlog.get_logger("tsunagari.projections")
 
+WORKER_OF = "TSUNAGARI_WORKER_OF"
+"""Environment variable naming the server process a projection worker belongs to."""
 RESTART_AFTER = 1.0
 """Seconds before a worker that died is started again."""
 STOP_TIMEOUT = 15.0
@@ -32,7 +34,7 @@ class ProjectionWorker:
 
     def __init__(self, settings: Settings) -> None:
         self.command = [sys.executable, "-m", "interfaces.cli", "projections", "run"]
-        self.env = {**os.environ, **settings.as_environment()}
+        self.env = {**os.environ, **settings.as_environment(), WORKER_OF: str(os.getpid())}
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None

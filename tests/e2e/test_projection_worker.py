@@ -99,3 +99,13 @@ def test_serve_follows_the_log_in_a_worker_process_it_restarts_and_stops(server:
     server.process.terminate()
     server.process.wait(timeout=30)
     assert not _alive(second), "the worker outlived the server"
+
+
+def test_the_worker_ends_with_a_server_that_was_killed(server: Server) -> None:
+    pid = server.process.pid
+    _eventually(lambda: _worker_pid(pid) is not None, "the worker's start")
+    worker = _worker_pid(pid)
+    assert worker is not None
+    server.process.kill()  # no shutdown: the server cannot stop its worker
+    server.process.wait(timeout=10)
+    _eventually(lambda: not _alive(worker), "the orphaned worker's exit", timeout=15)
