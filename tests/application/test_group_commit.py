@@ -85,11 +85,15 @@ def lead_held(app: Tsunagari) -> Iterator[Callable[[int], None]]:
 
     Yields ``release(expected)``: wait until ``expected`` commands are queued, then let go;
     they then run as one batch."""
-    go = threading.Event()
+    leading, go = threading.Event(), threading.Event()
+
+    def hold() -> bool:
+        leading.set()  # inside its transaction: whoever comes now queues behind it
+        return go.wait(30)
+
     with ThreadPoolExecutor(1) as pool:
-        holder = pool.submit(app.commits.run, go.wait)
-        while app.commits.queued or not holder.running():  # the holder leads, alone
-            time.sleep(0.001)
+        holder = pool.submit(app.commits.run, hold)
+        assert leading.wait(10), "the holder did not start"
 
         def release(expected: int) -> None:
             deadline = time.monotonic() + 10

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -83,8 +84,27 @@ def test_every_unit_gets_its_own_outcome_and_only_successes_commit(seed: int) ->
     async def loop_callers() -> None:
         await asyncio.wait_for(asyncio.gather(*map(call_async, on_loop)), 60)
 
-    with ThreadPoolExecutor(8) as pool:
-        threads = [pool.submit(call, unit) for unit in on_threads]
+    leading = threading.Event()
+
+    def gate() -> int:
+        """Holds the first transaction until eight callers have queued behind it."""
+        leading.set()
+        deadline = time.monotonic() + 30
+        while commits.queued < 8 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        return 0
+
+    # Eight units that neither refuse nor fail queue behind the gate, so that they share one
+    # transaction however the threads are scheduled; then everyone else comes at once.
+    clean = [unit for unit in on_threads if unit % 7 and unit % 11][:8]
+    with ThreadPoolExecutor(9) as pool:
+        held = pool.submit(commits.run, gate)
+        assert leading.wait(30)
+        first = [pool.submit(call, unit) for unit in clean]
+        held.result(timeout=60)
+        for future in first:
+            future.result(timeout=60)
+        threads = [pool.submit(call, unit) for unit in on_threads if unit not in clean]
         asyncio.run(loop_callers())
         for future in threads:
             future.result(timeout=60)
@@ -93,4 +113,4 @@ def test_every_unit_gets_its_own_outcome_and_only_successes_commit(seed: int) ->
     assert answers == {unit: expected(unit) for unit in units}
     succeeded = [unit for unit in units if isinstance(expected(unit), int)]
     assert sorted(store.committed) == sorted(succeeded)  # each once: no loss, no double
-    assert max(store.sizes) > 1  # callers that queued together shared a commit
+    assert 8 in store.sizes  # the eight that queued together shared one commit
