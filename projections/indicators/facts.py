@@ -271,6 +271,10 @@ class Facts:
             elif isinstance(fact, WalkInFact):
                 self.walk_ins[fact.tally_id] = fact
                 self.walk_ins_by_event[fact.event_id].add(fact.tally_id)
+            elif isinstance(fact, ParticipantFact):
+                # Not ``put``: it would note every event of the participant's check-ins as
+                # changed, for nothing here (an "as of" load reads check-ins first).
+                self.participants[fact.participant_id] = fact
             else:
                 self.put(fact)
         self.take_changed()

@@ -357,30 +357,38 @@ class Generation:
         """Latest fact of each thing (recorded by ``until_us``), in an order ``Facts.put``
         accepts; with ``fiscal_year``, only what that year's indicators read: its events, their
         programmes, check-ins and tallies, and the participants checked in at them."""
-        for table in self.fact_tables:
+        # With a fiscal year, check-ins are read before participants: the participants to keep
+        # are those of the check-ins read, picked in Python from one scan of the participants'
+        # rows; as a subquery (participants IN check-ins IN events) it took five times as long.
+        attended: set[str] | None = None
+        order = self.fact_tables
+        if fiscal_year is not None:
+            order = (*order[:2], *order[3:], self.participants)
+        for table in order:
             # Rows as plain tuples, the key first, oldest first: the last one of a key wins.
             columns = [c for c in table.c if c.name not in ("position", "recorded_us")]
             query = select(*columns).order_by(table.c.position)
             if until_us is not None:
                 query = query.where(table.c.recorded_us <= until_us)
-            if fiscal_year is not None:
-                query = query.where(self._of_year(table, fiscal_year, until_us))
-            latest = {row[0]: row for row in _driver_rows(session, query)}
+            if fiscal_year is not None and table is not self.participants:
+                query = query.where(self._of_year(table, fiscal_year))
+            rows = _driver_rows(session, query)
+            if table is self.attendance and fiscal_year is not None:
+                attended = {row[2] for row in rows}
+            if table is self.participants and attended is not None:
+                rows = [row for row in rows if row[0] in attended]
+            latest = {row[0]: row for row in rows}
             make = _FACTS[table.name.removeprefix(f"ix{self.number}_")]
             yield from map(make, latest.values())
 
-    def _of_year(self, table: Table, fiscal_year: int, until_us: int | None) -> Any:
-        """The rows of a fact table that a fiscal year's indicators can read."""
-        events, attendance = self.events.c, self.attendance.c
+    def _of_year(self, table: Table, fiscal_year: int) -> Any:
+        """The rows of a fact table (not participants: see ``history``) that a fiscal year's
+        indicators can read."""
+        events = self.events.c
         # Every event that was ever in that year: a reschedule may have moved it since.
         event_ids = select(events.event_id).where(events.fiscal_year == fiscal_year)
         if "event_id" in table.c:
             return table.c.event_id.in_(event_ids)
-        if table is self.participants:
-            attended = select(attendance.participant_id).where(attendance.event_id.in_(event_ids))
-            if until_us is not None:
-                attended = attended.where(attendance.recorded_us <= until_us)
-            return table.c.participant_id.in_(attended)
         programs = select(events.program_id).where(events.fiscal_year == fiscal_year)
         return table.c.program_id.in_(programs)
 
