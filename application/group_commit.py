@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from typing import Any, Generic, TypeVar
 
 from application.errors import ApplicationError
@@ -27,9 +27,12 @@ from domain.errors import DomainError
 T = TypeVar("T")
 
 REFUSALS: tuple[type[Exception], ...] = (DomainError, ApplicationError)
-"""Errors a unit raises when it refuses a command. Units raise them before writing anything
-(they come from looking up idempotency records and deciding), so one unit's refusal leaves the
-others' writes to commit."""
+"""Errors a unit raises when it refuses a command: its caller gets the refusal, and whatever
+the unit wrote before refusing is rolled back, the other units' writes committed."""
+
+
+class _Refused(Exception):
+    """Rolls back the transaction of a unit that refused."""
 
 
 class _Unit(Generic[T]):
@@ -107,6 +110,8 @@ class GroupCommit:
 
     async def run_async(self, work: Callable[[], T]) -> T:
         """``run`` for a caller on an event loop: the loop keeps serving while it waits."""
+        if self._closed:
+            raise RuntimeError("this GroupCommit is closed: the application was closed")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         unit = _Unit(work, future)
         if self._writer is None:  # before queueing: a thread leader may hand it the lead
@@ -119,7 +124,7 @@ class GroupCommit:
         return unit.answer()
 
     def close(self) -> None:
-        """Stop the writer thread, if one was started (once nothing is queued)."""
+        """Stop the writer thread, if one was started, once every queued unit is answered."""
         self._closed = True
         self._writer_wake.set()
         if self._writer is not None:
@@ -143,13 +148,15 @@ class GroupCommit:
 
     def _write(self) -> None:
         # The turn is checked before every wait, so neither a hand-off nor close() that
-        # happened while this thread led is ever missed.
+        # happened while this thread led is ever missed; after close() it stays until no one
+        # leads and nothing is queued, so a lead handed to it is never lost.
         while True:
             with self._mutex:
                 mine, self._writer_turn = self._writer_turn, False
+                done = self._closed and not self._leading and not self._queue
             if mine:
                 self._lead()
-            elif self._closed:
+            elif done:
                 return
             else:
                 self._writer_wake.wait()
@@ -169,6 +176,8 @@ class GroupCommit:
             with self._mutex:
                 if not self._queue:
                     self._leading = False
+                    if self._closed:
+                        self._writer_wake.set()  # it may be waiting to stop
                 elif self._queue[0].future is None:
                     self._queue[0].wake.set()  # the next thread caller leads
                 else:
@@ -182,23 +191,47 @@ class GroupCommit:
                 else:
                     loops.setdefault(unit.future.get_loop(), []).append(unit.future)
             for loop, futures in loops.items():  # one wake-up of each loop per batch
-                loop.call_soon_threadsafe(_settle, futures)
+                with suppress(RuntimeError):  # a loop closed meanwhile: nobody waits there
+                    loop.call_soon_threadsafe(_settle, futures)
 
     def _commit(self, batch: list[_Unit[Any]]) -> None:
-        if len(batch) > 1:
-            try:
-                with self._atomic():
-                    for unit in batch:
-                        unit.run()
-                return
-            except Exception:  # noqa: S110 - every unit is run again alone, just below
-                # A conflict, or a failure, anywhere rolled back every unit's writes: run each
-                # alone, so it reaches only the unit that met it.
-                pass
-        for unit in batch:
-            unit.error = None
-            try:
-                with self._atomic():
-                    unit.run()
-            except Exception as error:  # the unit's own failure, raised in its caller's thread
-                unit.error = error
+        if len(batch) <= 1:
+            for unit in batch:
+                self._alone(unit)
+            return
+        current: _Unit[Any] | None = None
+        try:
+            with self._atomic():
+                for current in batch:
+                    current.error = None
+                    current.run()
+                    if current.error is not None:
+                        raise _Refused
+                current = None  # from here on, a failure is the commit's, not a unit's
+            return
+        except Exception:  # noqa: S110 - the units are run again just below
+            # A refusal, a conflict or a failure rolled back every unit's writes. In their
+            # order: the units before the one that met it share a transaction again, that one
+            # runs alone to get its own answer, and the units after it share another. A
+            # failed commit names no unit: then each runs alone.
+            pass
+        if current is None:
+            for unit in batch:
+                self._alone(unit)
+            return
+        index = batch.index(current)
+        self._commit(batch[:index])
+        self._alone(current)
+        self._commit(batch[index + 1 :])
+
+    def _alone(self, unit: _Unit[Any]) -> None:
+        unit.error = None
+        try:
+            with self._atomic():
+                unit.run()
+                if unit.error is not None:
+                    raise _Refused
+        except _Refused:
+            pass  # rolled back; the caller gets the refusal
+        except Exception as error:  # the unit's own failure, raised in its caller's thread
+            unit.error = error

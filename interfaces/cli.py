@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -168,9 +169,10 @@ def projections_run() -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        typer.echo("Stopping.")
         follower.stop()
         services.close()
+        with suppress(OSError):  # a worker's server, and so its output, may be gone
+            typer.echo("Stopped.")
 
 
 @cli.command()

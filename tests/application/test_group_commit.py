@@ -14,12 +14,12 @@ from uuid import UUID, uuid4
 
 import pytest
 from eventsourcing.application import AggregateNotFoundError
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 
 from application.app import Outcome, Tsunagari
 from application.views import CheckInView
 from domain.attendance import Attendance
-from domain.errors import EventNotOpen, UnknownReference
+from domain.errors import EventNotOpen, InvalidValue, UnknownReference
 from domain.organizations import OrganizationKind
 from domain.participants import Participant
 from domain.programs import Policy, ProgramArea
@@ -293,3 +293,17 @@ def test_callers_on_threads_and_on_an_event_loop_hand_the_lead_to_each_other(
         assert app.get_participant(newcomer).district_id == "suge"
     roster = services.roster.check_ins_at(event_id)
     assert sorted(entry.participant_id for entry in roster) == sorted(people)
+
+
+def test_a_refused_command_leaves_nothing_it_wrote_before_refusing(services: Services) -> None:
+    """A registration makes the participant's key first, then the domain refuses the band."""
+    app = services.app
+    keys: Any = app.keys
+    with pytest.raises(InvalidValue):
+        app.register_participant(
+            birth_year=1950, band_id="infant", district_id="suge", recorded_by=BY
+        )
+    with services.datastore.engine.connect() as connection:
+        count = connection.execute(select(func.count()).select_from(keys.keys)).scalar()
+    assert count == 0
+    assert app.recorder.max_notification_id() in (None, 0)

@@ -41,18 +41,21 @@ class ToyStore:
             self._open.release()
 
     def work(self, unit: int) -> int:
-        """Refuses every 7th unit before writing; every 11th fails after writing."""
+        """Refuses every 7th unit before writing and every 13th after writing; every 11th
+        fails after writing."""
         if unit % 7 == 0:
             raise NotFound(f"unit {unit} refused")
         assert self.pending is not None
         self.pending.append(unit)
+        if unit % 13 == 0:
+            raise NotFound(f"unit {unit} refused after writing")
         if unit % 11 == 0:
             raise RuntimeError(f"unit {unit} failed")
         return unit * 10
 
 
 def expected(unit: int) -> object:
-    if unit % 7 == 0:
+    if unit % 7 == 0 or unit % 13 == 0:
         return NotFound
     if unit % 11 == 0:
         return RuntimeError
@@ -96,7 +99,7 @@ def test_every_unit_gets_its_own_outcome_and_only_successes_commit(seed: int) ->
 
     # Eight units that neither refuse nor fail queue behind the gate, so that they share one
     # transaction however the threads are scheduled; then everyone else comes at once.
-    clean = [unit for unit in on_threads if unit % 7 and unit % 11][:8]
+    clean = [unit for unit in on_threads if unit % 7 and unit % 11 and unit % 13][:8]
     with ThreadPoolExecutor(9) as pool:
         held = pool.submit(commits.run, gate)
         assert leading.wait(30)
@@ -114,3 +117,66 @@ def test_every_unit_gets_its_own_outcome_and_only_successes_commit(seed: int) ->
     succeeded = [unit for unit in units if isinstance(expected(unit), int)]
     assert sorted(store.committed) == sorted(succeeded)  # each once: no loss, no double
     assert 8 in store.sizes  # the eight that queued together shared one commit
+
+
+def test_a_unit_queued_from_an_event_loop_that_closed_stops_nobody() -> None:
+    store = ToyStore()
+    commits = GroupCommit(store.atomic)
+    leading, go = threading.Event(), threading.Event()
+
+    def slow() -> int:
+        leading.set()
+        go.wait(10)
+        return 0
+
+    async def given_up() -> None:
+        task = asyncio.ensure_future(commits.run_async(lambda: store.work(1)))
+        await asyncio.sleep(0.05)  # queued behind the thread leader
+        task.cancel()
+
+    with ThreadPoolExecutor(2) as pool:
+        leader = pool.submit(commits.run, slow)
+        assert leading.wait(10)
+        asyncio.run(given_up())  # its loop is closed when its unit is answered
+        go.set()
+        assert leader.result(timeout=10) == 0
+
+        async def later() -> int:
+            return await asyncio.wait_for(commits.run_async(lambda: store.work(2)), 10)
+
+        assert asyncio.run(later()) == 20
+        assert pool.submit(commits.run, lambda: store.work(3)).result(timeout=10) == 30
+    commits.close()
+    assert sorted(store.committed) == [1, 2, 3]
+
+
+def test_close_waits_for_the_units_in_flight_and_answers_them() -> None:
+    store = ToyStore()
+    commits = GroupCommit(store.atomic)
+    leading, go = threading.Event(), threading.Event()
+
+    def slow() -> int:
+        leading.set()
+        go.wait(10)
+        return 0
+
+    loop = asyncio.new_event_loop()
+    serving = threading.Thread(target=loop.run_forever, daemon=True)
+    serving.start()
+    with ThreadPoolExecutor(2) as pool:
+        leader = pool.submit(commits.run, slow)
+        assert leading.wait(10)
+        queued = asyncio.run_coroutine_threadsafe(commits.run_async(lambda: store.work(4)), loop)
+        while commits.queued < 1:
+            time.sleep(0.001)
+        closing = pool.submit(commits.close)  # while a thread leads and a unit waits
+        time.sleep(0.05)
+        go.set()
+        assert leader.result(timeout=10) == 0
+        assert queued.result(timeout=10) == 40
+        closing.result(timeout=10)
+    loop.call_soon_threadsafe(loop.stop)
+    serving.join(10)
+    assert store.committed == [4]
+    with pytest.raises(RuntimeError, match="closed"):
+        asyncio.run(commits.run_async(lambda: store.work(5)))
