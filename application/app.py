@@ -754,7 +754,7 @@ class Tsunagari(Application[UUID]):
         decide: Callable[[], Decision[V]],
     ) -> Callable[[], Outcome[V]]:
         """One try at a command, inside a transaction that other commands may share (group
-        commit). It raises a refusal only before writing anything (group_commit.REFUSALS).
+        commit). When it refuses (group_commit.REFUSALS), what it wrote is rolled back.
 
         When it loses a race to another writer (the same idempotency key, the same check-in,
         or the next version of the same stream), the store raises IntegrityError, the

@@ -215,10 +215,16 @@ def cpu_of(pid: int) -> float:
     except FileNotFoundError:
         return 0.0
     seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return seconds + sum(map(cpu_of, children_of(pid)))
+
+
+def children_of(pid: int) -> list[int]:
+    """A live process's children (Linux /proc: each is listed under the thread that started it)."""
+    children: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        with suppress(FileNotFoundError):
-            seconds += sum(cpu_of(int(child)) for child in (task / "children").read_text().split())
-    return seconds
+        with suppress(FileNotFoundError):  # a thread that just ended
+            children += [int(child) for child in (task / "children").read_text().split()]
+    return children
 
 
 async def drive(port: int, per_desk: list[list[bytes]], expect: int) -> tuple[float, list[float]]:

@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager, suppress
+from contextlib import closing, contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from resource import RUSAGE_SELF, getrusage
@@ -36,6 +36,7 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 import httpx
 import psycopg
+from checkin import children_of  # bench/ is the script's folder: its first import path
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import get_topic
 from sqlalchemy import select, text
@@ -345,7 +346,7 @@ def visibility(settings: Settings, log: Path, seconds: float, desks: int) -> dic
             thread.join()
         out |= {"delays": delays, "load_rate": sum(counts) / (time.perf_counter() - started)}
         out["server_peak_mb"] = _peak_mb(pid)
-        out["worker_peak_mb"] = sum(map(_peak_mb, _children(pid)))
+        out["worker_peak_mb"] = sum(map(_peak_mb, children_of(pid)))
     services.close()
     return out
 
@@ -399,15 +400,6 @@ def _peak_mb(pid: int) -> float:
     """A live process's peak resident memory (Linux /proc)."""
     status = Path(f"/proc/{pid}/status").read_text()
     return int(status.split("VmHWM:")[1].split()[0]) / 1024
-
-
-def _children(pid: int) -> list[int]:
-    """A live process's children, such as the projection worker `serve` starts."""
-    children: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with suppress(FileNotFoundError):
-            children += [int(child) for child in (task / "children").read_text().split()]
-    return children
 
 
 def main() -> None:
