@@ -23,7 +23,9 @@ import signal
 import traceback
 from collections import deque
 from collections.abc import Callable, Generator, Iterable
-from typing import Any, TypeVar
+from functools import partial
+from itertools import count
+from typing import Any, BinaryIO, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -85,13 +87,45 @@ def _collect(pid: int, fd: int) -> Any:
 
 
 _END = "end"
+"""Sent as the first of a pair (in place of True): a child's last message."""
 
 
-def forked_iter(produce: Callable[[], Iterable[T]]) -> Generator[T, None, None]:
-    """The items of ``produce()``, made in a forked child while the caller works on the ones
-    before (the pipe holds the child back once it is an item ahead). Closing the iterator
-    early stops the child. A child that fails raises here; one that dies without saying it
-    has finished is an error too, never a shorter iteration."""
+def forked_iter(
+    produce: Callable[[int, int], Iterable[T]], *, parts: int = 1
+) -> Generator[T, None, None]:
+    """The items of ``produce(part, parts)`` for each part, taken in turns (the first item of
+    every part, then the second of every part...), each part made in a forked child of its own
+    while the caller works on the items before (a pipe holds each child back once it is an
+    item ahead). The parts must take turns: once one has no item left, none of the others may
+    have one. Closing the iterator early stops the children. A child that fails raises here;
+    one that dies without saying it has finished is an error too, never a shorter iteration."""
+    children: list[tuple[int, BinaryIO]] = []
+    finished: set[int] = set()
+    try:
+        for part in range(parts):
+            children.append(_spawn(partial(produce, part, parts)))
+        for turn in count():
+            pid, pipe = children[turn % parts]
+            ok, item = _receive(pipe)
+            if ok == _END:
+                finished.add(pid)
+                for other, other_pipe in children:
+                    if other not in finished:
+                        if _receive(other_pipe)[0] != _END:
+                            raise RuntimeError("the forked readers' parts were out of step")
+                        finished.add(other)
+                return
+            yield item
+    finally:
+        for pid, pipe in children:
+            if pid not in finished:
+                os.kill(pid, signal.SIGKILL)
+            pipe.close()
+            os.waitpid(pid, 0)
+
+
+def _spawn(produce: Callable[[], Iterable[Any]]) -> tuple[int, BinaryIO]:
+    """A child sending the pickled items of ``produce()`` down a pipe, then the end."""
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child
@@ -103,7 +137,7 @@ def forked_iter(produce: Callable[[], Iterable[T]]) -> Generator[T, None, None]:
                     for item in produce():
                         pickle.dump((True, item), out, pickle.HIGHEST_PROTOCOL)
                         out.flush()
-                    pickle.dump((True, _END), out)
+                    pickle.dump((_END, None), out)
                 except BrokenPipeError:
                     code = 1  # the parent stopped listening
                 except BaseException as error:  # every failure goes to the parent
@@ -112,21 +146,14 @@ def forked_iter(produce: Callable[[], Iterable[T]]) -> Generator[T, None, None]:
         finally:
             os._exit(code)
     os.close(write)
-    finished = False
+    return pid, os.fdopen(read, "rb")
+
+
+def _receive(pipe: BinaryIO) -> tuple[Any, Any]:
     try:
-        with os.fdopen(read, "rb") as pipe:
-            while True:
-                try:
-                    ok, item = pickle.load(pipe)  # noqa: S301 - our own child's answer
-                except EOFError:
-                    raise RuntimeError("a forked reader died before it had finished") from None
-                if not ok:
-                    raise RuntimeError(f"a forked reader failed: {item}")
-                if isinstance(item, str) and item == _END:
-                    finished = True
-                    return
-                yield item
-    finally:
-        if not finished:
-            os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+        ok, item = pickle.load(pipe)  # noqa: S301 - our own child's answer
+    except EOFError:
+        raise RuntimeError("a forked reader died before it had finished") from None
+    if ok is False:
+        raise RuntimeError(f"a forked reader failed: {item}")
+    return ok, item

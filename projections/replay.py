@@ -120,8 +120,9 @@ def _rebuild(
             forked = workers > 1 and can_fork()
             if forked and writing is not None:
                 writing.result()  # never fork while the writer thread is inside the driver
-            produce = partial(_decoded_pages, reader, position, page_size, in_child=forked)
-            pages = forked_iter(produce) if forked else produce()
+            # One head for every reader, so that their pages take turns exactly.
+            produce = partial(_decoded_pages, reader, position, reader.head(), page_size)
+            pages = forked_iter(produce, parts=workers) if forked else produce(0, 1)
             for (check_ins, others), through in pages:
                 caught_up = False
                 recorded = projection.apply(check_ins, others)
@@ -153,15 +154,20 @@ def _rebuild(
 
 
 def _decoded_pages(
-    reader: LogReader, position: int, page_size: int, *, in_child: bool
+    reader: LogReader, position: int, head: int, page_size: int, part: int, parts: int
 ) -> Generator[tuple[tuple[CheckIns, list[Decoded]], int], None, None]:
-    """The log's fact-bearing events after a position, decoded, a page at a time."""
-    if in_child:
+    """The log's fact-bearing events after a position, decoded, a page at a time: of ``parts``
+    readers taking turns, the pages of reader ``part``."""
+    if parts > 1:
         # A forked child opens connections of its own and leaves the parent's alone
         # (SQLAlchemy's advice for forked processes).
         reader.engine.dispose(close=False)
-    for rows, through in reader.pages(position, page_size=page_size):
-        yield decode_page(rows), through
+    for number, (after, upto) in enumerate(
+        reader.ranges(position, page_size=page_size, until=head)
+    ):
+        if number % parts == part:
+            rows = next(reader.pages(after, page_size=page_size, until=upto))[0]
+            yield decode_page(rows), upto
 
 
 def _drop(read_model: IndicatorReadModel, number: int) -> None:

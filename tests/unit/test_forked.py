@@ -54,28 +54,45 @@ def test_a_child_that_dies_without_an_answer_is_an_error() -> None:
         forked_map(die, [1], workers=1)
 
 
-def pages(count: int) -> Iterator[list[int]]:
-    for page in range(count):
+def pages(count: int, part: int = 0, parts: int = 1) -> Iterator[list[int]]:
+    for page in range(part, count, parts):
         yield list(range(page * 10, page * 10 + 10))
 
 
 def test_forked_iter_streams_every_item_in_order() -> None:
     before = _children()
-    assert list(forked_iter(lambda: pages(50))) == list(pages(50))
+    assert list(forked_iter(lambda part, parts: pages(50, part, parts))) == list(pages(50))
     _no_children_left(before)
+
+
+def test_parts_made_by_children_of_their_own_come_back_in_turns() -> None:
+    before = _children()
+    taken = forked_iter(lambda part, parts: pages(49, part, parts), parts=3)
+    assert next(taken) == list(range(10))
+    assert len(_children() - before) == 3
+    assert [next(taken) for _ in range(47)] + list(taken) == list(pages(49))[1:]
+    _no_children_left(before)
+
+
+def test_parts_out_of_step_are_an_error() -> None:
+    def uneven(part: int, parts: int) -> Iterator[int]:
+        yield from range(3 if part == 0 else 5)
+
+    with pytest.raises(RuntimeError, match="out of step"):
+        list(forked_iter(uneven, parts=2))
 
 
 def test_forked_iter_stopped_early_leaves_no_child_behind() -> None:
     before = _children()
-    items = forked_iter(lambda: pages(10_000))
+    items = forked_iter(lambda part, parts: pages(10_000, part, parts), parts=2)
     assert next(items) == list(range(10))
-    assert len(_children() - before) == 1
+    assert len(_children() - before) == 2
     items.close()
     _no_children_left(before)
 
 
 def test_forked_iter_raises_what_the_child_raised() -> None:
-    def broken() -> Iterator[int]:
+    def broken(part: int, parts: int) -> Iterator[int]:
         yield 1
         raise OSError("the log's file went away")
 
@@ -86,7 +103,7 @@ def test_forked_iter_raises_what_the_child_raised() -> None:
 
 
 def test_a_reader_killed_midway_is_an_error_not_a_shorter_log() -> None:
-    def killed() -> Iterator[int]:
+    def killed(part: int, parts: int) -> Iterator[int]:
         yield 1
         os.kill(os.getpid(), signal.SIGKILL)
         yield 2  # never reached
