@@ -39,51 +39,39 @@ def forked_map(function: Callable[[T], R], items: Iterable[T], *, workers: int) 
     """``[function(item) for item in items]``, each call in a forked child, at most
     ``workers`` at a time. A child's exception is raised here, with the child's traceback."""
     answers: list[R] = []
-    running: deque[tuple[int, int]] = deque()  # (pid, read end of its pipe), oldest first
+    running: deque[tuple[int, BinaryIO]] = deque()  # oldest first
     try:
         for item in items:
             if len(running) >= max(workers, 1):
-                answers.append(_collect(*running.popleft()))
-            running.append(_start(function, item))
+                answers.append(_answer(*running.popleft()))
+            running.append(_spawn(partial(_one, function, item)))
         while running:
-            answers.append(_collect(*running.popleft()))
+            answers.append(_answer(*running.popleft()))
     finally:
-        for pid, fd in running:  # only after an error: do not leave children behind
-            os.close(fd)
-            os.waitpid(pid, 0)
+        for pid, pipe in running:  # only after an error: leave no child behind
+            _stop(pid, pipe)
     return answers
 
 
-def _start(function: Callable[[T], R], item: T) -> tuple[int, int]:
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child
-        code = 0
-        try:
-            os.close(read)
-            try:
-                data = pickle.dumps((True, function(item)), pickle.HIGHEST_PROTOCOL)
-            except BaseException as error:
-                code = 1
-                data = pickle.dumps((False, f"{error!r}\n{traceback.format_exc()}"))
-            with os.fdopen(write, "wb") as out:
-                out.write(data)
-        finally:
-            os._exit(code)
-    os.close(write)
-    return pid, read
+def _one(function: Callable[[T], R], item: T) -> list[R]:
+    return [function(item)]
 
 
-def _collect(pid: int, fd: int) -> Any:
-    with os.fdopen(fd, "rb") as pipe:
-        data = pipe.read()
-    _, status = os.waitpid(pid, 0)
-    if not data:
-        raise RuntimeError(f"a forked worker died without an answer (wait status {status})")
-    ok, answer = pickle.loads(data)  # noqa: S301 - our own child's answer
-    if not ok:
-        raise RuntimeError(f"a forked worker failed: {answer}")
+def _answer(pid: int, pipe: BinaryIO) -> Any:
+    try:
+        answer = _receive(pipe)[1]
+        if _receive(pipe)[0] != _END:
+            raise RuntimeError("a forked child said more than its answer")
+    finally:
+        pipe.close()
+        os.waitpid(pid, 0)
     return answer
+
+
+def _stop(pid: int, pipe: BinaryIO) -> None:
+    os.kill(pid, signal.SIGKILL)
+    pipe.close()
+    os.waitpid(pid, 0)
 
 
 _END = "end"
@@ -112,16 +100,17 @@ def forked_iter(
                 for other, other_pipe in children:
                     if other not in finished:
                         if _receive(other_pipe)[0] != _END:
-                            raise RuntimeError("the forked readers' parts were out of step")
+                            raise RuntimeError("the forked children's parts were out of step")
                         finished.add(other)
                 return
             yield item
     finally:
         for pid, pipe in children:
-            if pid not in finished:
-                os.kill(pid, signal.SIGKILL)
-            pipe.close()
-            os.waitpid(pid, 0)
+            if pid in finished:
+                pipe.close()
+                os.waitpid(pid, 0)
+            else:
+                _stop(pid, pipe)
 
 
 def _spawn(produce: Callable[[], Iterable[Any]]) -> tuple[int, BinaryIO]:
@@ -153,7 +142,7 @@ def _receive(pipe: BinaryIO) -> tuple[Any, Any]:
     try:
         ok, item = pickle.load(pipe)  # noqa: S301 - our own child's answer
     except EOFError:
-        raise RuntimeError("a forked reader died before it had finished") from None
+        raise RuntimeError("a forked child died before it had finished") from None
     if ok is False:
-        raise RuntimeError(f"a forked reader failed: {item}")
+        raise RuntimeError(f"a forked child failed: {item}")
     return ok, item
