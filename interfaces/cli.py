@@ -181,8 +181,8 @@ def replay(
         int | None,
         typer.Option(
             min=1,
-            help="Processes that decode the log and compute the fiscal years beside this one "
-            "(default: one per core; 1: everything in this process)",
+            help="Forked processes that decode the log and compute the fiscal years "
+            "(default: one per core, at most 4; 1: everything in this process)",
         ),
     ] = None,
 ) -> None:

@@ -27,6 +27,9 @@ from projections.indicators.store import Generation
 from projections.log_reader import LogReader
 
 PAGE_SIZE = 20_000
+MAX_WORKERS = 4
+"""Beyond a few readers, the database, not decoding, sets the pace; and each holds a
+connection."""
 
 
 @dataclass(frozen=True)
@@ -50,8 +53,9 @@ def replay(
 ) -> ReplayResult | None:
     """Rebuild into a fresh generation and switch to it; None when stopped early (tests).
 
-    ``workers``: processes computing the fiscal years' values at the end (default: one per
-    core; 1 computes them here)."""
+    ``workers``: forked processes that read and decode the log, and that compute the fiscal
+    years' values at the end (default: one per core, at most ``MAX_WORKERS``; 1: everything in
+    this process)."""
     datastore = read_model.datastore
     with datastore.transaction(commit=True) as session:
         state = read_model.control.read(session)
@@ -87,7 +91,7 @@ def replay(
             page_size,
             progress,
             stop_after_pages,
-            (os.cpu_count() or 1) if workers is None else workers,
+            min(os.cpu_count() or 1, MAX_WORKERS) if workers is None else workers,
         )
     finally:
         gc.enable()
