@@ -14,10 +14,10 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
 from eventsourcing.utils import get_topic
@@ -205,6 +205,60 @@ state written any other way is decoded in full.
 """
 
 
+class HeldFacts(Protocol):
+    """What summarising an event reads: the facts of live indicators (``Facts``), or those of
+    one fiscal year as of a day (``YearFacts``)."""
+
+    @property
+    def programs(self) -> Mapping[str, ProgramFact]: ...
+    @property
+    def events(self) -> Mapping[str, EventFact]: ...
+    @property
+    def participants(self) -> Mapping[str, ParticipantFact]: ...
+    @property
+    def events_by_year(self) -> Mapping[int, set[str]]: ...
+    @property
+    def revisions(self) -> Mapping[str, int]: ...
+
+    def attendees(self, event_id: str) -> Iterable[str]:
+        """The participants of an event's counted check-ins."""
+
+    def counted_tallies(self, event_id: str) -> Iterable[WalkInFact]:
+        """An event's walk-in tallies that count."""
+
+
+@dataclass(slots=True)
+class YearFacts:
+    """One fiscal year's facts as an "as of" answer reads them: its events and their
+    programmes, the participants of its counted check-ins, and per event who those are and
+    which tallies count. Check-ins are most of the facts; kept as participant ids per event,
+    they are never made into ``AttendanceFact``s."""
+
+    fiscal_year: int
+    programs: dict[str, ProgramFact] = field(default_factory=dict)
+    events: dict[str, EventFact] = field(default_factory=dict)
+    participants: dict[str, ParticipantFact] = field(default_factory=dict)
+    counted: dict[str, list[str]] = field(default_factory=dict)
+    """Event id: the participants of its counted check-ins."""
+    tallies: dict[str, list[WalkInFact]] = field(default_factory=dict)
+    """Event id: its tallies that count."""
+    revisions: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
+    """Nothing changes after loading: every revision stays 0."""
+
+    @property
+    def events_by_year(self) -> dict[int, set[str]]:
+        """The events whose fact as of the cut lies in the year (rows were read for every
+        event that was ever in it: a reschedule may have moved one out since)."""
+        year = self.fiscal_year
+        return {year: {e.event_id for e in self.events.values() if e.fiscal_year == year}}
+
+    def attendees(self, event_id: str) -> Iterable[str]:
+        return self.counted.get(event_id, ())
+
+    def counted_tallies(self, event_id: str) -> Iterable[WalkInFact]:
+        return self.tallies.get(event_id, ())
+
+
 class Facts:
     """The present state of every fact, with the indexes the indicators need."""
 
@@ -313,6 +367,20 @@ class Facts:
         year = self._year_of.get(event_id)
         if year is not None:
             self.touched.add(year)
+
+    def attendees(self, event_id: str) -> Iterable[str]:
+        attendances = self.attendances
+        for attendance_id in self.attendances_by_event.get(event_id, ()):
+            attendance = attendances[attendance_id]
+            if attendance.counted:
+                yield attendance.participant_id
+
+    def counted_tallies(self, event_id: str) -> Iterable[WalkInFact]:
+        walk_ins = self.walk_ins
+        for tally_id in self.walk_ins_by_event.get(event_id, ()):
+            tally = walk_ins[tally_id]
+            if tally.counted:
+                yield tally
 
     @property
     def fiscal_years(self) -> list[int]:
