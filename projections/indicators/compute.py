@@ -49,9 +49,11 @@ class IndicatorSet:
 Placing = tuple[str, str, int, int]
 """Where a band puts an attendee: band id, coarse group, and their indexes for packed keys."""
 
-Seat = tuple[int, Placing, ParticipantFact]
-"""An attendee at events of one calendar year: their number, their placing that year, and the
-participant's fact it was worked out from (a newer fact makes it stale)."""
+Seat = tuple[int, str, str, int, int, ParticipantFact]
+"""An attendee at events of one calendar year: their number, band and group that year, the
+two packed as ``HeldEvent.band_keys``/``group_keys`` are, and the participant's fact it was
+worked out from (a newer fact makes it stale). One tuple, so that an event's attendees turn
+into the summary's columns in one ``zip``."""
 
 
 class Summarizer:
@@ -130,7 +132,9 @@ class Summarizer:
         number = self._ids.get(participant_id)
         if number is None:
             number = self._ids[participant_id] = len(self._ids)
-        return number, placing, person
+        band_id, group, band_index, group_index = placing
+        key = number * KEY_WIDTH
+        return number, band_id, group, key + band_index, key + group_index, person
 
     def _summarise(self, event_id: str) -> HeldEvent | None:
         facts = self.facts
@@ -146,7 +150,7 @@ class Summarizer:
         for participant_id in facts.attendees(event_id):
             person = participants[participant_id]
             seat = seats.get(participant_id)
-            if seat is None or seat[2] is not person:
+            if seat is None or seat[5] is not person:
                 seat = seats[participant_id] = self._seat(participant_id, person, year)
             attendees.append(seat)
         walk_ins: dict[str, int] = {}
@@ -158,19 +162,22 @@ class Summarizer:
         if not attendees and not walk_in_total:
             return None
         attendees.sort(key=itemgetter(0))  # by number
-        numbers = tuple(seat[0] for seat in attendees)
-        bands = tuple(seat[1][0] for seat in attendees)
-        groups_of = tuple(seat[1][1] for seat in attendees)
-        width = KEY_WIDTH
+        numbers: tuple[int, ...] = ()
+        bands: tuple[str, ...] = ()
+        groups_of: tuple[str, ...] = ()
+        band_keys: tuple[int, ...] = ()
+        group_keys: tuple[int, ...] = ()
+        if attendees:
+            numbers, bands, groups_of, band_keys, group_keys, _ = zip(*attendees, strict=True)
         by_band = Counter(zip(bands, groups_of, strict=True))
         groups = set(groups_of)
         groups.update(self.resolve_band(b).group.value for b, n in walk_ins.items() if n)
         small = len(attendees) <= self.parameters.small_event_cap
         pairs: list[int] = []
-        if small:
-            members: dict[str, list[int]] = {}
+        if small and len(groups) > 1:
+            members: dict[str, list[int]] = {group: [] for group in groups}
             for number, group in zip(numbers, groups_of, strict=True):
-                members.setdefault(group, []).append(number)
+                members[group].append(number)
             lists = list(members.values())
             for i, first in enumerate(lists):
                 for second in lists[i + 1 :]:
@@ -191,8 +198,8 @@ class Summarizer:
             participants=numbers,
             bands=bands,
             groups_of=groups_of,
-            band_keys=tuple(n * width + placing[2] for n, placing, _ in attendees),
-            group_keys=tuple(n * width + placing[3] for n, placing, _ in attendees),
+            band_keys=band_keys,
+            group_keys=group_keys,
             registered_by_band=tuple(
                 (band, group, count) for (band, group), count in sorted(by_band.items())
             ),
