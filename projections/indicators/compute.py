@@ -16,7 +16,7 @@ from domain.fiscal import fiscal_year_label
 from domain.generations import DEFAULT_BANDS, Band, CoarseGroup
 from domain.programs import Policy
 from projections.indicators.definitions import Shared, all_indicators
-from projections.indicators.facts import HeldFacts, ParticipantFact
+from projections.indicators.facts import HeldFacts
 from projections.indicators.model import KEY_WIDTH, HeldEvent, IndicatorValue, Scope
 from projections.indicators.parameters import Parameters
 
@@ -49,11 +49,10 @@ class IndicatorSet:
 Placing = tuple[str, str, int, int]
 """Where a band puts an attendee: band id, coarse group, and their indexes for packed keys."""
 
-Seat = tuple[int, str, str, int, int, ParticipantFact]
-"""An attendee at events of one calendar year: their number, band and group that year, the
-two packed as ``HeldEvent.band_keys``/``group_keys`` are, and the participant's fact it was
-worked out from (a newer fact makes it stale). One tuple, so that an event's attendees turn
-into the summary's columns in one ``zip``."""
+Seat = tuple[int, str, str, int, int]
+"""An attendee at events of one calendar year: their number, band and group that year, and the
+two packed as ``HeldEvent.band_keys``/``group_keys`` are. One tuple, so that an event's
+attendees turn into the summary's columns in one ``zip``."""
 
 
 class Summarizer:
@@ -66,7 +65,9 @@ class Summarizer:
         self._ids: dict[str, int] = {}
         self._seats: dict[int, dict[str, Seat]] = {}
         """Calendar year: each participant's seat, worked out once rather than at every check-in
-        (a participant attends many events of a year)."""
+        (a participant attends many events of a year); forgotten when a participant's fact is
+        replaced (``_seats_of``)."""
+        self._seats_as_of = facts.participants_replaced
         self._bands: dict[str, Band] = {}
         self._by_age: dict[int, Placing] = {}
         self._placings: dict[str, Placing] = {}
@@ -118,8 +119,19 @@ class Summarizer:
             self._placings[band.id] = placing
         return placing
 
-    def _seat(self, participant_id: str, person: ParticipantFact, year: int) -> Seat:
-        """A participant's number, and placing at events dated in a calendar year."""
+    def _seats_of(self, year: int) -> dict[str, Seat]:
+        """The seats of a calendar year, all forgotten once a participant's fact has changed."""
+        if self._seats_as_of != self.facts.participants_replaced:
+            self._seats_as_of = self.facts.participants_replaced
+            self._seats.clear()
+        seats = self._seats.get(year)
+        if seats is None:
+            seats = self._seats[year] = {}
+        return seats
+
+    def _seat(self, participant_id: str, year: int) -> Seat:
+        """A participant's seat at events dated in a calendar year, worked out and kept."""
+        person = self.facts.participants[participant_id]
         if person.birth_year is not None:
             # A check-in at an event dated before the birth year counts as age 0.
             age = max(year - person.birth_year, 0)
@@ -134,25 +146,27 @@ class Summarizer:
             number = self._ids[participant_id] = len(self._ids)
         band_id, group, band_index, group_index = placing
         key = number * KEY_WIDTH
-        return number, band_id, group, key + band_index, key + group_index, person
+        seat = self._seats[year][participant_id] = (
+            number,
+            band_id,
+            group,
+            key + band_index,
+            key + group_index,
+        )
+        return seat
 
     def _summarise(self, event_id: str) -> HeldEvent | None:
         facts = self.facts
         event = facts.events[event_id]
         if event.cancelled:
             return None
-        attendees: list[Seat] = []
         year = event.local_date.year
-        seats = self._seats.get(year)
-        if seats is None:
-            seats = self._seats[year] = {}
-        participants = facts.participants
-        for participant_id in facts.attendees(event_id):
-            person = participants[participant_id]
-            seat = seats.get(participant_id)
-            if seat is None or seat[5] is not person:
-                seat = seats[participant_id] = self._seat(participant_id, person, year)
-            attendees.append(seat)
+        seats = self._seats_of(year)
+        seat = seats.get
+        attendees = [
+            seat(participant) or self._seat(participant, year)
+            for participant in facts.attendees(event_id)
+        ]
         walk_ins: dict[str, int] = {}
         for tally in facts.counted_tallies(event_id):
             for band_id, count in tally.counts:
@@ -168,7 +182,7 @@ class Summarizer:
         band_keys: tuple[int, ...] = ()
         group_keys: tuple[int, ...] = ()
         if attendees:
-            numbers, bands, groups_of, band_keys, group_keys, _ = zip(*attendees, strict=True)
+            numbers, bands, groups_of, band_keys, group_keys = zip(*attendees, strict=True)
         by_band = Counter(zip(bands, groups_of, strict=True))
         groups = set(groups_of)
         groups.update(self.resolve_band(b).group.value for b, n in walk_ins.items() if n)

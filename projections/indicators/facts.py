@@ -219,6 +219,9 @@ class HeldFacts(Protocol):
     def events_by_year(self) -> Mapping[int, set[str]]: ...
     @property
     def revisions(self) -> Mapping[str, int]: ...
+    @property
+    def participants_replaced(self) -> int:
+        """Bumped whenever a participant's fact replaces an earlier one."""
 
     def attendees(self, event_id: str) -> Iterable[str]:
         """The participants of an event's counted check-ins."""
@@ -244,6 +247,7 @@ class YearFacts:
     """Event id: its tallies that count."""
     revisions: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
     """Nothing changes after loading: every revision stays 0."""
+    participants_replaced: int = 0
 
     @property
     def events_by_year(self) -> dict[int, set[str]]:
@@ -254,6 +258,15 @@ class YearFacts:
 
     def attendees(self, event_id: str) -> Iterable[str]:
         return self.counted.get(event_id, ())
+
+    def only(self, keep: Callable[[EventFact, ProgramFact], bool]) -> None:
+        """Forget the events (with their check-ins and tallies) that ``keep`` refuses: an answer
+        for a district or a programme summarises only its own events."""
+        for event_id, event in list(self.events.items()):
+            if not keep(event, self.programs[event.program_id]):
+                del self.events[event_id]
+                self.counted.pop(event_id, None)
+                self.tallies.pop(event_id, None)
 
     def counted_tallies(self, event_id: str) -> Iterable[WalkInFact]:
         return self.tallies.get(event_id, ())
@@ -276,6 +289,8 @@ class Facts:
         """Each event's fiscal year, as of its present fact."""
         self.revisions: defaultdict[str, int] = defaultdict(int)
         """Bumped whenever anything an event's indicators depend on changes."""
+        self.participants_replaced = 0
+        """Bumped whenever a participant's fact replaces an earlier one."""
         self.touched: set[int] = set()
         """Fiscal years whose indicators may have changed since last taken."""
         self.changed: set[str] = set()
@@ -327,8 +342,8 @@ class Facts:
                 self.walk_ins_by_event[fact.event_id].add(fact.tally_id)
             elif isinstance(fact, ParticipantFact):
                 # Not ``put``: it would note every event of the participant's check-ins as
-                # changed, for nothing here (an "as of" load reads check-ins first).
-                self.participants[fact.participant_id] = fact
+                # changed, for nothing here.
+                self._put_participant(fact)
             else:
                 self.put(fact)
         self.take_changed()
@@ -355,11 +370,16 @@ class Facts:
             self.events_by_year[year].add(fact.event_id)
             self._touch(fact.event_id)
         elif isinstance(fact, ParticipantFact):
-            self.participants[fact.participant_id] = fact
+            self._put_participant(fact)
             for event_id in self.events_by_participant.get(fact.participant_id, ()):
                 self._touch(event_id)
         else:
             self.programs[fact.program_id] = fact
+
+    def _put_participant(self, fact: ParticipantFact) -> None:
+        if fact.participant_id in self.participants:
+            self.participants_replaced += 1
+        self.participants[fact.participant_id] = fact
 
     def _touch(self, event_id: str) -> None:
         self.revisions[event_id] += 1

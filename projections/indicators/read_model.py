@@ -109,6 +109,8 @@ class IndicatorReadModel:
         try:
             with self.datastore.transaction(commit=False) as session:
                 facts = generation.year_facts(session, fiscal_year, until_us=until_us)
+            if scope != Scope():
+                facts.only(lambda e, p: scope.admits_parts(e.district_id, e.program_id, p.policy))
             held = Summarizer(facts, self.parameters).held_events(fiscal_year)
             payload = compute_indicators(held, fiscal_year, scope, self.parameters).as_dict()
         finally:
