@@ -103,7 +103,9 @@ class IndicatorReadModel:
         until_us = epoch_us(end_of_day(as_of)) if as_of is not None else None
         # Hundreds of thousands of rows, summaries and pair keys, none in a cycle, all freed by
         # reference counting on return: the cyclic collector would walk them again and again
-        # while they are made (a third of the time at 1M events) and find nothing.
+        # while they are made (a third of the time at 1M events) and find nothing. The switch is
+        # process-wide: other threads' collections wait until it ends, and only a caller that
+        # found it on turns it on again, so overlapping calls never leave it off.
         collecting = gc.isenabled()
         gc.disable()
         try:
