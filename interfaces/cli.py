@@ -176,7 +176,16 @@ def projections_run() -> None:
 
 
 @cli.command()
-def replay() -> None:
+def replay(
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Processes that decode the log and compute the fiscal years beside this one "
+            "(default: one per core; 1: everything in this process)",
+        ),
+    ] = None,
+) -> None:
     """Rebuild every indicator read model from the whole log, then switch over.
 
     Queries keep answering from the current read models until the rebuild is complete.
@@ -190,7 +199,11 @@ def replay() -> None:
                 bar.length = max(length, 1)
 
             result = run_replay(
-                services.app, services.indicators, progress=bar.update, total=set_total
+                services.app,
+                services.indicators,
+                progress=bar.update,
+                total=set_total,
+                workers=workers,
             )
     finally:
         services.close()

@@ -39,7 +39,6 @@ class LogReader:
     ) -> Iterator[tuple[list[StoredRow], int]]:
         """Rows of the given topics after a position, a range of positions at a time, with the
         last position each page covers (rows of other topics in the range are skipped)."""
-        head = self.head() if until is None else until
         # Plain SQL on the driver's own cursor: no per-row processing, the rows come back as the
         # driver reads them.
         marks = ", ".join(self._mark for _ in topics)
@@ -47,9 +46,7 @@ class LogReader:
             f"SELECT id, originator_id, topic, state FROM {self.name} "  # noqa: S608 - our own table name
             f"WHERE id > {self._mark} AND id <= {self._mark} AND topic IN ({marks}) ORDER BY id"
         )
-        position = after
-        while position < head:
-            upto = min(position + page_size, head)
+        for position, upto in self.ranges(after, page_size=page_size, until=until):
             connection = self.engine.raw_connection()
             try:
                 cursor = connection.cursor()
@@ -59,4 +56,15 @@ class LogReader:
             finally:
                 connection.close()
             yield [StoredRow(row[0], hex_id(row[1]), row[2], bytes(row[3])) for row in rows], upto
+
+    def ranges(
+        self, after: int, *, page_size: int = 20_000, until: int | None = None
+    ) -> Iterator[tuple[int, int]]:
+        """Ranges of positions (after, upto] of at most a page each, up to the head when
+        called (or ``until``)."""
+        head = self.head() if until is None else until
+        position = after
+        while position < head:
+            upto = min(position + page_size, head)
+            yield position, upto
             position = upto

@@ -10,13 +10,17 @@ live follower carries on from where the replay stopped.
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from eventsourcing.application import Application
 
+from projections.forked import can_fork, forked_iter
+from projections.indicators.facts import CheckIns, Decoded, decode_page
 from projections.indicators.projection import IndicatorProjection
 from projections.indicators.read_model import IndicatorReadModel
 from projections.indicators.store import Generation
@@ -42,8 +46,12 @@ def replay(
     total: Callable[[int], None] = lambda n: None,
     page_size: int = PAGE_SIZE,
     stop_after_pages: int | None = None,
+    workers: int | None = None,
 ) -> ReplayResult | None:
-    """Rebuild into a fresh generation and switch to it; None when stopped early (tests)."""
+    """Rebuild into a fresh generation and switch to it; None when stopped early (tests).
+
+    ``workers``: processes computing the fiscal years' values at the end (default: one per
+    core; 1 computes them here)."""
     datastore = read_model.datastore
     with datastore.transaction(commit=True) as session:
         state = read_model.control.read(session)
@@ -71,7 +79,15 @@ def replay(
     gc.disable()
     try:
         return _rebuild(
-            read_model, projection, reader, building, start, page_size, progress, stop_after_pages
+            read_model,
+            projection,
+            reader,
+            building,
+            start,
+            page_size,
+            progress,
+            stop_after_pages,
+            (os.cpu_count() or 1) if workers is None else workers,
         )
     finally:
         gc.enable()
@@ -86,9 +102,10 @@ def _rebuild(
     page_size: int,
     progress: Callable[[int], None],
     stop_after_pages: int | None,
+    workers: int,
 ) -> ReplayResult | None:
     datastore = read_model.datastore
-    pages = 0
+    done = 0
     events = 0
     position = start
     # One page is written (in a thread: the driver writes without holding the GIL) while the
@@ -99,28 +116,58 @@ def _rebuild(
         # The log grows while we read it: go round until a pass finds nothing new.
         while True:
             caught_up = True
-            for rows, through in reader.pages(position, page_size=page_size):
+            # Decoding in a child process when there are cores to spare: see projections.forked.
+            forked = workers > 1 and can_fork()
+            if forked and writing is not None:
+                writing.result()  # never fork while the writer thread is inside the driver
+            # One head for every reader, so that their pages take turns exactly.
+            produce = partial(_decoded_pages, reader, position, reader.head(), page_size)
+            pages = forked_iter(produce, parts=workers) if forked else produce(0, 1)
+            for (check_ins, others), through in pages:
                 caught_up = False
-                recorded = projection.read(rows)
+                recorded = projection.apply(check_ins, others)
                 if writing is not None:
                     writing.result()
-                writing = writer.submit(projection.write, recorded, through)
-                events += len(rows)
+                writing = writer.submit(projection.write, recorded, check_ins, through)
+                events += len(check_ins.positions) + len(others)
                 progress(through - position)
                 position = through
-                pages += 1
-                if stop_after_pages is not None and pages >= stop_after_pages:
+                done += 1
+                if stop_after_pages is not None and done >= stop_after_pages:
                     writing.result()
+                    pages.close()
                     return None
             if caught_up:
                 break
         if writing is not None:
             writing.result()
-    projection.generation.create_indexes(datastore.engine)
-    projection.materialise_all()
+    # The indexes are built by SQLite or PostgreSQL (no interpreter lock held) while the
+    # values are computed; the values are written once both are done.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-indexes") as indexer:
+        indexing = indexer.submit(projection.generation.create_indexes, datastore.engine)
+        values = projection.compute_all(workers=workers)
+        indexing.result()
+    projection.write_all(values)
     with datastore.transaction(commit=True) as session:
         read_model.control.write(session, active=building, building=None)
     return ReplayResult(building, start, position, events)
+
+
+def _decoded_pages(
+    reader: LogReader, position: int, head: int, page_size: int, part: int, parts: int
+) -> Generator[tuple[tuple[CheckIns, list[Decoded]], int], None, None]:
+    """The log's fact-bearing events after a position, decoded, a page at a time: of ``parts``
+    readers taking turns, the pages of reader ``part``."""
+    if parts > 1:
+        # A forked child opens connections of its own and leaves the parent's alone
+        # (SQLAlchemy's advice for forked processes).
+        reader.engine.dispose(close=False)
+    for number, (after, upto) in enumerate(
+        reader.ranges(position, page_size=page_size, until=head)
+    ):
+        if number % parts == part:
+            rows = next(reader.pages(after, page_size=page_size, until=upto))[0]
+            yield decode_page(rows), upto
 
 
 def _drop(read_model: IndicatorReadModel, number: int) -> None:

@@ -118,22 +118,45 @@ def _local_date(value: dict[str, Any]) -> date:
     return datetime.fromisoformat(value["_data_"]).astimezone(JST).date()
 
 
-Translate = Callable[["Facts", str, dict[str, Any]], "Fact | None"]
+# A creation's fact needs only its own state: it is decoded into the fact's fields (plain
+# values, cheap to send from a process that decodes to the one that keeps the facts).
+
+Create = Callable[[str, dict[str, Any]], tuple[Any, ...]]
 
 
-def _program_launched(facts: Facts, oid: str, s: dict[str, Any]) -> Fact | None:
+def _program_launched(oid: str, s: dict[str, Any]) -> tuple[Any, ...]:
     hosts = tuple(host["_data_"] for host in s["host_organization_ids"])
-    return ProgramFact(oid, s["policy"]["_data_"], hosts)
+    return oid, s["policy"]["_data_"], hosts
 
 
-def _event_scheduled(facts: Facts, oid: str, s: dict[str, Any]) -> Fact | None:
-    return EventFact(
-        oid, s["program_id"]["_data_"], s["district_id"], _local_date(s["starts_at"]), False
-    )
+def _event_scheduled(oid: str, s: dict[str, Any]) -> tuple[Any, ...]:
+    return oid, s["program_id"]["_data_"], s["district_id"], _local_date(s["starts_at"]), False
 
+
+def _participant_registered(oid: str, s: dict[str, Any]) -> tuple[Any, ...]:
+    return oid, s["birth_year"], s["band_id"]
+
+
+def _checked_in(oid: str, s: dict[str, Any]) -> tuple[Any, ...]:
+    return oid, s["event_id"]["_data_"], s["participant_id"]["_data_"], True
+
+
+def _walk_ins_recorded(oid: str, s: dict[str, Any]) -> tuple[Any, ...]:
+    return oid, s["event_id"]["_data_"], tuple(sorted(s["counts"].items())), True
+
+
+CREATIONS: dict[str, tuple[type[Fact], Create]] = {
+    get_topic(Program.Launched): (ProgramFact, _program_launched),
+    get_topic(Event.Scheduled): (EventFact, _event_scheduled),
+    get_topic(Participant.Registered): (ParticipantFact, _participant_registered),
+    get_topic(Attendance.CheckedIn): (AttendanceFact, _checked_in),
+    get_topic(WalkInTally.Recorded): (WalkInFact, _walk_ins_recorded),
+}
 
 # Changes need the thing's earlier fact. It is missing only when the log is read from a cut
 # (an "as of" time) that falls between the two: then the change is past the cut too.
+
+Change = Callable[["Facts", str, dict[str, Any]], "Fact | None"]
 
 
 def _event_rescheduled(facts: Facts, oid: str, s: dict[str, Any]) -> Fact | None:
@@ -146,14 +169,6 @@ def _event_cancelled(facts: Facts, oid: str, s: dict[str, Any]) -> Fact | None:
     return event and replace(event, cancelled=True)
 
 
-def _participant_registered(facts: Facts, oid: str, s: dict[str, Any]) -> Fact | None:
-    return ParticipantFact(oid, s["birth_year"], s["band_id"])
-
-
-def _checked_in(facts: Facts, oid: str, s: dict[str, Any]) -> Fact | None:
-    return AttendanceFact(oid, s["event_id"]["_data_"], s["participant_id"]["_data_"], True)
-
-
 def _checked_in_again(facts: Facts, oid: str, s: dict[str, Any]) -> Fact | None:
     attendance = facts.attendances.get(oid)
     return attendance and replace(attendance, counted=True)
@@ -164,29 +179,24 @@ def _check_in_reverted(facts: Facts, oid: str, s: dict[str, Any]) -> Fact | None
     return attendance and replace(attendance, counted=False)
 
 
-def _walk_ins_recorded(facts: Facts, oid: str, s: dict[str, Any]) -> Fact | None:
-    return WalkInFact(oid, s["event_id"]["_data_"], tuple(sorted(s["counts"].items())), True)
-
-
 def _walk_ins_reverted(facts: Facts, oid: str, s: dict[str, Any]) -> Fact | None:
     tally = facts.walk_ins.get(oid)
     return tally and replace(tally, counted=False)
 
 
-TRANSLATIONS: dict[str, Translate] = {
-    get_topic(Program.Launched): _program_launched,
-    get_topic(Event.Scheduled): _event_scheduled,
+CHANGES: dict[str, Change] = {
     get_topic(Event.Rescheduled): _event_rescheduled,
     get_topic(Event.Cancelled): _event_cancelled,
-    get_topic(Participant.Registered): _participant_registered,
-    get_topic(Attendance.CheckedIn): _checked_in,
     get_topic(Attendance.CheckedInAgain): _checked_in_again,
     get_topic(Attendance.CheckInReverted): _check_in_reverted,
-    get_topic(WalkInTally.Recorded): _walk_ins_recorded,
     get_topic(WalkInTally.Reverted): _walk_ins_reverted,
 }
-FACT_TOPICS = tuple(TRANSLATIONS)
+FACT_TOPICS = (*CREATIONS, *CHANGES)
 """The only event types indicators read; the rest of the log is skipped unread."""
+
+Decoded = tuple[int, int, str, str, Any]
+"""A stored event read without the facts: position, recording time (µs), topic, originator id,
+and a creation's fact fields or a change's decoded state."""
 
 CHECKED_IN = get_topic(Attendance.CheckedIn)
 CHECKED_IN_STATE = re.compile(
@@ -272,6 +282,58 @@ class YearFacts:
         return self.tallies.get(event_id, ())
 
 
+def decode(row: StoredRow) -> Decoded | None:
+    """What a stored event says, without the facts (None: not an event indicators read)."""
+    topic = row.topic
+    if topic == CHECKED_IN:
+        known = CHECKED_IN_STATE.match(row.state)
+        if known is not None:
+            recorded_us = epoch_us(datetime.fromisoformat(known[1].decode()))
+            fields = (row.originator_id, known[2].decode(), known[3].decode(), True)
+            return row.position, recorded_us, topic, row.originator_id, fields
+    elif topic not in CREATIONS and topic not in CHANGES:
+        return None
+    # The library writes UTF-8; decoding it first is faster than json.loads of bytes.
+    state = json.loads(row.state.decode())
+    creation = CREATIONS.get(topic)
+    payload = state if creation is None else creation[1](row.originator_id, state)
+    return row.position, _timestamp(state), topic, row.originator_id, payload
+
+
+class CheckIns(NamedTuple):
+    """A page's check-ins as columns: what a rebuild sends from the process that decodes to
+    the one that keeps the facts, and on to the history table, without an object a row."""
+
+    positions: list[int]
+    recorded_us: list[int]
+    attendance_ids: list[str]
+    event_ids: list[str]
+    participant_ids: list[str]
+
+
+def decode_page(rows: Iterable[StoredRow]) -> tuple[CheckIns, list[Decoded]]:
+    """A page of stored events decoded: the check-ins in the transcoder's layout as columns,
+    every other event indicators read as ``decode`` makes it, in log order."""
+    check_ins = CheckIns([], [], [], [], [])
+    positions, times, ids, events, people = check_ins
+    others: list[Decoded] = []
+    match = CHECKED_IN_STATE.match
+    for row in rows:
+        if row.topic == CHECKED_IN:
+            known = match(row.state)
+            if known is not None:
+                positions.append(row.position)
+                times.append(epoch_us(datetime.fromisoformat(known[1].decode())))
+                ids.append(row.originator_id)
+                events.append(known[2].decode())
+                people.append(known[3].decode())
+                continue
+        decoded = decode(row)
+        if decoded is not None:
+            others.append(decoded)
+    return check_ins, others
+
+
 class Facts:
     """The present state of every fact, with the indexes the indicators need."""
 
@@ -299,27 +361,39 @@ class Facts:
     def read(self, row: StoredRow, *, until_us: int | None = None) -> Recorded | None:
         """Make the fact a stored event leaves behind the present one; None if it leaves none
         (or, with ``until_us``, when it was recorded after that time)."""
-        translate = TRANSLATIONS.get(row.topic)
-        if translate is None:
+        decoded = decode(row)
+        if decoded is None or (until_us is not None and decoded[1] > until_us):
             return None
+        return self.apply(decoded)
+
+    def apply(self, decoded: Decoded) -> Recorded | None:
+        """Make a decoded stored event's fact the present one (None: it leaves none)."""
+        position, recorded_us, topic, oid, payload = decoded
+        creation = CREATIONS.get(topic)
         fact: Fact | None
-        known = CHECKED_IN_STATE.match(row.state) if row.topic == CHECKED_IN else None
-        if known is not None:
-            recorded_us = epoch_us(datetime.fromisoformat(known[1].decode()))
-            if until_us is not None and recorded_us > until_us:
-                return None
-            fact = AttendanceFact(row.originator_id, known[2].decode(), known[3].decode(), True)
+        if creation is not None:
+            fact = creation[0](*payload)
         else:
-            # The library writes UTF-8; decoding it first is faster than json.loads of bytes.
-            state = json.loads(row.state.decode())
-            recorded_us = _timestamp(state)
-            if until_us is not None and recorded_us > until_us:
+            fact = CHANGES[topic](self, oid, payload)
+            if fact is None:
                 return None
-            fact = translate(self, row.originator_id, state)
-        if fact is None:
-            return None
         self.put(fact)
-        return Recorded(row.position, recorded_us, fact)
+        return Recorded(position, recorded_us, fact)
+
+    def add_check_ins(self, check_ins: CheckIns) -> None:
+        """Put a page's first check-ins (each the first fact of its attendance, so nothing
+        else of the page comes before it), as a rebuild does before the page's other events;
+        nothing is noted as changed: a rebuild computes every value at the end."""
+        attendances, by_event = self.attendances, self.attendances_by_event
+        by_participant = self.events_by_participant
+        for attendance_id, event_id, participant_id in zip(
+            check_ins.attendance_ids, check_ins.event_ids, check_ins.participant_ids, strict=True
+        ):
+            attendances[attendance_id] = AttendanceFact(
+                attendance_id, event_id, participant_id, True
+            )
+            by_event[event_id].add(attendance_id)
+            by_participant[participant_id].add(event_id)
 
     def take_touched(self) -> set[int]:
         touched, self.touched = self.touched, set()

@@ -12,8 +12,9 @@ import gc
 from collections.abc import Sequence
 from typing import Any
 
+from projections.forked import can_fork, forked_map
 from projections.indicators.compute import BASE_SCOPES, Ledger, Summarizer
-from projections.indicators.facts import Facts, Recorded, StoredRow
+from projections.indicators.facts import CheckIns, Decoded, Facts, Recorded, StoredRow
 from projections.indicators.model import Scope
 from projections.indicators.parameters import DEFAULT_PARAMETERS, Parameters
 from projections.indicators.store import Generation
@@ -96,15 +97,17 @@ class IndicatorProjection:
         self.position = last
         return set(values)
 
-    def read(self, rows: Sequence[StoredRow]) -> list[Recorded]:
-        """Stored events (in log order) into the facts in memory only, for ``write`` to commit:
-        a rebuild, which materialises once at the end, reads a page while the last one is
-        written."""
-        return [r for r in map(self.facts.read, rows) if r is not None]
+    def apply(self, check_ins: CheckIns, others: Sequence[Decoded]) -> list[Recorded]:
+        """A decoded page (see ``facts.decode_page``) into the facts in memory only, for
+        ``write`` to commit: a rebuild, which materialises once at the end, applies a page
+        while the last one is written. Answers the other events' recorded facts."""
+        self.facts.add_check_ins(check_ins)
+        return [r for r in map(self.facts.apply, others) if r is not None]
 
-    def write(self, recorded: Sequence[Recorded], through: int) -> None:
-        """Commit facts that ``read`` made, with the log position they reach."""
+    def write(self, recorded: Sequence[Recorded], check_ins: CheckIns, through: int) -> None:
+        """Commit a page that ``apply`` took in, with the log position it reaches."""
         with self.datastore.transaction(commit=True) as session:
+            self.generation.write_check_ins(session, check_ins)
             self.generation.write_facts(session, recorded)
             self.generation.write_tracking(session, through)
         self.position = through
@@ -134,13 +137,38 @@ class IndicatorProjection:
             answers[year] = (payloads, {scope.key for scope in scopes if scope not in standard})
         return answers
 
-    def materialise_all(self) -> None:
+    def materialise_all(self, *, workers: int = 1) -> None:
         """(Re)compute the values of every fiscal year, e.g. at the end of a rebuild."""
-        self._restart_ledger()
+        self.write_all(self.compute_all(workers=workers))
+
+    def compute_all(self, *, workers: int = 1) -> dict[int, dict[str, dict[str, Any]]]:
+        """Every fiscal year's values from the facts in memory; with ``workers`` > 1, the
+        years in that many forked processes at a time (a rebuild's last step: see
+        ``projections.forked``). Forked, the ledger is not kept here: a later ``process``
+        builds it again."""
+        years = self.facts.fiscal_years
+        if workers <= 1 or len(years) <= 1 or not can_fork():
+            self._restart_ledger()
+            return {year: self.values(year) for year in years}
+        self._ledger_current = False
+        answers = forked_map(self._year_values, years, workers=workers)
+        return dict(zip(years, answers, strict=True))
+
+    def _year_values(self, fiscal_year: int) -> dict[str, dict[str, Any]]:
+        """One fiscal year's values, with a ledger of that year's events only."""
+        self.summarizer = Summarizer(self.facts, self.parameters)
+        self.ledger = Ledger(self.parameters)
+        summary = self.summarizer.summary
+        events = self.facts.events_by_year.get(fiscal_year, ())
+        self.ledger.build((event_id, summary(event_id)) for event_id in events)
+        return self.values(fiscal_year)
+
+    def write_all(self, values: dict[int, dict[str, dict[str, Any]]]) -> None:
+        """Replace every fiscal year's values, as of the projection's position."""
         position = self.position or 0
         with self.datastore.transaction(commit=True) as session:
-            for year in self.facts.fiscal_years:
-                self.generation.write_values(session, year, self.values(year), position)
+            for year, payloads in values.items():
+                self.generation.write_values(session, year, payloads, position)
 
     def values(self, fiscal_year: int) -> dict[str, dict[str, Any]]:
         """Every standard scope's values; none for a year left without events (all of them

@@ -11,6 +11,7 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
+from itertools import repeat
 from typing import Any
 
 from eventsourcing.persistence import Tracking
@@ -36,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from projections.indicators.facts import (
     AttendanceFact,
+    CheckIns,
     EventFact,
     Fact,
     Facts,
@@ -181,28 +183,50 @@ class Generation:
         for item in recorded:
             table, row = self._row(item, typed)
             rows.setdefault(table, []).append(row)
+        for table, table_rows in rows.items():
+            self._copy_rows(session, table, table_rows)
+
+    def _copy_rows(self, session: Session, table: Table, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Rows in a table's column order, in values every driver takes as they are (SQLite
+        takes True as 1), by COPY on PostgreSQL and the DBAPI's ``executemany`` on SQLite."""
+        connection = session.connection()
+        dialect = connection.dialect
         driver: Any = connection.connection.driver_connection
         cursor = driver.cursor()
         try:
-            for table, table_rows in rows.items():
-                name = dialect.identifier_preparer.format_table(table)
-                columns = ", ".join(dialect.identifier_preparer.quote(c.name) for c in table.c)
-                if dialect.name == "postgresql":
-                    with cursor.copy(f"COPY {name} ({columns}) FROM STDIN") as copy:
-                        for row in table_rows:
-                            copy.write_row(row)
-                else:
-                    # History tables are keyed by random ids: every insert lands on another
-                    # page of the key index. SQLite's default cache (2 MB) would reread and
-                    # rewrite those pages from disk all the time once a table is large.
-                    cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
-                    marks = ", ".join("?" for _ in table.c)
-                    cursor.executemany(
-                        f"INSERT INTO {name} ({columns}) VALUES ({marks})",  # noqa: S608 - our own tables
-                        table_rows,
-                    )
+            name = dialect.identifier_preparer.format_table(table)
+            columns = ", ".join(dialect.identifier_preparer.quote(c.name) for c in table.c)
+            if dialect.name == "postgresql":
+                with cursor.copy(f"COPY {name} ({columns}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            else:
+                # History tables are keyed by random ids: every insert lands on another
+                # page of the key index. SQLite's default cache (2 MB) would reread and
+                # rewrite those pages from disk all the time once a table is large.
+                cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+                marks = ", ".join("?" for _ in table.c)
+                cursor.executemany(
+                    f"INSERT INTO {name} ({columns}) VALUES ({marks})",  # noqa: S608 - our own tables
+                    rows,
+                )
         finally:
             cursor.close()
+
+    def write_check_ins(self, session: Session, check_ins: CheckIns) -> None:
+        """Append a page's check-ins, given as columns (a rebuild), to their history table."""
+        if not check_ins.positions:
+            return
+        rows = zip(
+            check_ins.attendance_ids,
+            check_ins.positions,
+            check_ins.recorded_us,
+            check_ins.event_ids,
+            check_ins.participant_ids,
+            repeat(True),
+            strict=False,  # repeat() never ends; the columns are of one length
+        )
+        self._copy_rows(session, self.attendance, rows)
 
     def _row(self, item: Recorded, typed: bool) -> tuple[Table, tuple[Any, ...]]:
         """A fact as its table's row, in column order, in values every driver takes as they

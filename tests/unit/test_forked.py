@@ -1,0 +1,122 @@
+"""Work in forked children: answers in order, failures raised here, no child left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from projections.forked import can_fork, forked_iter, forked_map
+
+pytestmark = pytest.mark.skipif(
+    not can_fork() or not Path("/proc/self/task").exists(), reason="needs fork and Linux's /proc"
+)
+
+
+def square(n: int) -> tuple[int, int]:
+    return n * n, os.getpid()
+
+
+def test_forked_map_answers_in_order_each_from_a_child_of_its_own() -> None:
+    answers = forked_map(square, range(7), workers=3)
+    assert [value for value, _ in answers] == [n * n for n in range(7)]
+    pids = {pid for _, pid in answers}
+    assert os.getpid() not in pids
+    assert len(pids) == 7
+
+
+def test_forked_map_sees_what_the_parent_held_when_it_forked() -> None:
+    held = {"facts": [1, 2, 3]}
+    assert forked_map(lambda key: sum(held[key]), ["facts"], workers=2) == [6]
+
+
+def fail(n: int) -> int:
+    if n == 2:
+        raise ValueError("year 2 has no events")
+    return n
+
+
+def test_a_failing_child_is_raised_here_with_its_reason() -> None:
+    before = _children()
+    with pytest.raises(RuntimeError, match="year 2 has no events"):
+        forked_map(fail, range(4), workers=2)
+    _no_children_left(before)
+
+
+def test_a_child_that_dies_without_an_answer_is_an_error() -> None:
+    def die(n: int) -> int:
+        os._exit(3)
+
+    with pytest.raises(RuntimeError, match="died before it had finished"):
+        forked_map(die, [1], workers=1)
+
+
+def pages(count: int, part: int = 0, parts: int = 1) -> Iterator[list[int]]:
+    for page in range(part, count, parts):
+        yield list(range(page * 10, page * 10 + 10))
+
+
+def test_forked_iter_streams_every_item_in_order() -> None:
+    before = _children()
+    assert list(forked_iter(lambda part, parts: pages(50, part, parts))) == list(pages(50))
+    _no_children_left(before)
+
+
+def test_parts_made_by_children_of_their_own_come_back_in_turns() -> None:
+    before = _children()
+    taken = forked_iter(lambda part, parts: pages(49, part, parts), parts=3)
+    assert next(taken) == list(range(10))
+    assert len(_children() - before) == 3
+    assert [next(taken) for _ in range(47)] + list(taken) == list(pages(49))[1:]
+    _no_children_left(before)
+
+
+def test_parts_out_of_step_are_an_error() -> None:
+    def uneven(part: int, parts: int) -> Iterator[int]:
+        yield from range(3 if part == 0 else 5)
+
+    with pytest.raises(RuntimeError, match="out of step"):
+        list(forked_iter(uneven, parts=2))
+
+
+def test_forked_iter_stopped_early_leaves_no_child_behind() -> None:
+    before = _children()
+    items = forked_iter(lambda part, parts: pages(10_000, part, parts), parts=2)
+    assert next(items) == list(range(10))
+    assert len(_children() - before) == 2
+    items.close()
+    _no_children_left(before)
+
+
+def test_forked_iter_raises_what_the_child_raised() -> None:
+    def broken(part: int, parts: int) -> Iterator[int]:
+        yield 1
+        raise OSError("the log's file went away")
+
+    items = forked_iter(broken)
+    assert next(items) == 1
+    with pytest.raises(RuntimeError, match="the log's file went away"):
+        next(items)
+
+
+def test_a_reader_killed_midway_is_an_error_not_a_shorter_log() -> None:
+    def killed(part: int, parts: int) -> Iterator[int]:
+        yield 1
+        os.kill(os.getpid(), signal.SIGKILL)
+        yield 2  # never reached
+
+    with pytest.raises(RuntimeError, match="died before it had finished"):
+        list(forked_iter(killed))
+
+
+def _children() -> set[int]:
+    """This process's children, live or not yet reaped (Linux)."""
+    tasks = Path(f"/proc/{os.getpid()}/task")
+    return {int(pid) for task in tasks.iterdir() for pid in (task / "children").read_text().split()}
+
+
+def _no_children_left(before: set[int]) -> None:
+    assert _children() <= before
