@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
+from operator import itemgetter
 from typing import Any
 from uuid import UUID
 
@@ -15,7 +16,7 @@ from domain.fiscal import fiscal_year_label
 from domain.generations import DEFAULT_BANDS, Band, CoarseGroup
 from domain.programs import Policy
 from projections.indicators.definitions import Shared, all_indicators
-from projections.indicators.facts import Facts
+from projections.indicators.facts import HeldFacts
 from projections.indicators.model import KEY_WIDTH, HeldEvent, IndicatorValue, Scope
 from projections.indicators.parameters import Parameters
 
@@ -48,15 +49,25 @@ class IndicatorSet:
 Placing = tuple[str, str, int, int]
 """Where a band puts an attendee: band id, coarse group, and their indexes for packed keys."""
 
+Seat = tuple[int, str, str, int, int]
+"""An attendee at events of one calendar year: their number, band and group that year, and the
+two packed as ``HeldEvent.band_keys``/``group_keys`` are. One tuple, so that an event's
+attendees turn into the summary's columns in one ``zip``."""
+
 
 class Summarizer:
     """Held-event summaries under one set of parameters, cached per event revision."""
 
-    def __init__(self, facts: Facts, parameters: Parameters) -> None:
+    def __init__(self, facts: HeldFacts, parameters: Parameters) -> None:
         self.facts = facts
         self.parameters = parameters
         self._cache: dict[str, tuple[int, HeldEvent | None]] = {}
         self._ids: dict[str, int] = {}
+        self._seats: dict[int, dict[str, Seat]] = {}
+        """Calendar year: each participant's seat, worked out once rather than at every check-in
+        (a participant attends many events of a year); forgotten when a participant's fact is
+        replaced (``_seats_of``)."""
+        self._seats_as_of = facts.participants_replaced
         self._bands: dict[str, Band] = {}
         self._by_age: dict[int, Placing] = {}
         self._placings: dict[str, Placing] = {}
@@ -108,54 +119,79 @@ class Summarizer:
             self._placings[band.id] = placing
         return placing
 
+    def _seats_of(self, year: int) -> dict[str, Seat]:
+        """The seats of a calendar year, all forgotten once a participant's fact has changed."""
+        if self._seats_as_of != self.facts.participants_replaced:
+            self._seats_as_of = self.facts.participants_replaced
+            self._seats.clear()
+        seats = self._seats.get(year)
+        if seats is None:
+            seats = self._seats[year] = {}
+        return seats
+
+    def _seat(self, participant_id: str, year: int) -> Seat:
+        """A participant's seat at events dated in a calendar year, worked out and kept."""
+        person = self.facts.participants[participant_id]
+        if person.birth_year is not None:
+            # A check-in at an event dated before the birth year counts as age 0.
+            age = max(year - person.birth_year, 0)
+            placing = self._by_age.get(age)
+            if placing is None:
+                band = self.parameters.bands.band_for_age(age)
+                placing = self._by_age[age] = self._placing(band)
+        else:
+            placing = self._placing(self.resolve_band(person.band_id or ""))
+        number = self._ids.get(participant_id)
+        if number is None:
+            number = self._ids[participant_id] = len(self._ids)
+        band_id, group, band_index, group_index = placing
+        key = number * KEY_WIDTH
+        seat = self._seats[year][participant_id] = (
+            number,
+            band_id,
+            group,
+            key + band_index,
+            key + group_index,
+        )
+        return seat
+
     def _summarise(self, event_id: str) -> HeldEvent | None:
         facts = self.facts
         event = facts.events[event_id]
         if event.cancelled:
             return None
-        attendees: list[tuple[int, Placing]] = []
-        year, by_age, ids = event.local_date.year, self._by_age, self._ids
-        for attendance_id in facts.attendances_by_event.get(event_id, ()):
-            attendance = facts.attendances[attendance_id]
-            if not attendance.counted:
-                continue
-            person = facts.participants[attendance.participant_id]
-            if person.birth_year is not None:
-                # A check-in at an event dated before the birth year counts as age 0.
-                age = max(year - person.birth_year, 0)
-                placing = by_age.get(age)
-                if placing is None:
-                    placing = by_age[age] = self._placing(self.parameters.bands.band_for_age(age))
-            else:
-                placing = self._placing(self.resolve_band(person.band_id or ""))
-            number = ids.get(attendance.participant_id)
-            if number is None:
-                number = ids[attendance.participant_id] = len(ids)
-            attendees.append((number, placing))
+        year = event.local_date.year
+        seats = self._seats_of(year)
+        seat = seats.get
+        attendees = [
+            seat(participant) or self._seat(participant, year)
+            for participant in facts.attendees(event_id)
+        ]
         walk_ins: dict[str, int] = {}
-        for tally_id in facts.walk_ins_by_event.get(event_id, ()):
-            tally = facts.walk_ins[tally_id]
-            if tally.counted:
-                for band_id, count in tally.counts:
-                    resolved = self.resolve_band(band_id).id
-                    walk_ins[resolved] = walk_ins.get(resolved, 0) + count
+        for tally in facts.counted_tallies(event_id):
+            for band_id, count in tally.counts:
+                resolved = self.resolve_band(band_id).id
+                walk_ins[resolved] = walk_ins.get(resolved, 0) + count
         walk_in_total = sum(walk_ins.values())
         if not attendees and not walk_in_total:
             return None
-        attendees.sort(key=lambda attendee: attendee[0])
-        numbers = tuple(number for number, _ in attendees)
-        bands = tuple(placing[0] for _, placing in attendees)
-        groups_of = tuple(placing[1] for _, placing in attendees)
-        width = KEY_WIDTH
+        attendees.sort(key=itemgetter(0))  # by number
+        numbers: tuple[int, ...] = ()
+        bands: tuple[str, ...] = ()
+        groups_of: tuple[str, ...] = ()
+        band_keys: tuple[int, ...] = ()
+        group_keys: tuple[int, ...] = ()
+        if attendees:
+            numbers, bands, groups_of, band_keys, group_keys = zip(*attendees, strict=True)
         by_band = Counter(zip(bands, groups_of, strict=True))
         groups = set(groups_of)
         groups.update(self.resolve_band(b).group.value for b, n in walk_ins.items() if n)
         small = len(attendees) <= self.parameters.small_event_cap
         pairs: list[int] = []
-        if small:
-            members: dict[str, list[int]] = {}
+        if small and len(groups) > 1:
+            members: dict[str, list[int]] = {group: [] for group in groups}
             for number, group in zip(numbers, groups_of, strict=True):
-                members.setdefault(group, []).append(number)
+                members[group].append(number)
             lists = list(members.values())
             for i, first in enumerate(lists):
                 for second in lists[i + 1 :]:
@@ -176,8 +212,8 @@ class Summarizer:
             participants=numbers,
             bands=bands,
             groups_of=groups_of,
-            band_keys=tuple(n * width + placing[2] for n, placing in attendees),
-            group_keys=tuple(n * width + placing[3] for n, placing in attendees),
+            band_keys=band_keys,
+            group_keys=group_keys,
             registered_by_band=tuple(
                 (band, group, count) for (band, group), count in sorted(by_band.items())
             ),

@@ -14,10 +14,10 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
 from eventsourcing.utils import get_topic
@@ -215,6 +215,73 @@ state written any other way is decoded in full.
 """
 
 
+class HeldFacts(Protocol):
+    """What summarising an event reads: the facts of live indicators (``Facts``), or those of
+    one fiscal year as of a day (``YearFacts``)."""
+
+    @property
+    def programs(self) -> Mapping[str, ProgramFact]: ...
+    @property
+    def events(self) -> Mapping[str, EventFact]: ...
+    @property
+    def participants(self) -> Mapping[str, ParticipantFact]: ...
+    @property
+    def events_by_year(self) -> Mapping[int, set[str]]: ...
+    @property
+    def revisions(self) -> Mapping[str, int]: ...
+    @property
+    def participants_replaced(self) -> int:
+        """Bumped whenever a participant's fact replaces an earlier one."""
+
+    def attendees(self, event_id: str) -> Iterable[str]:
+        """The participants of an event's counted check-ins."""
+
+    def counted_tallies(self, event_id: str) -> Iterable[WalkInFact]:
+        """An event's walk-in tallies that count."""
+
+
+@dataclass(slots=True)
+class YearFacts:
+    """One fiscal year's facts as an "as of" answer reads them: its events and their
+    programmes, the participants of its counted check-ins, and per event who those are and
+    which tallies count. Check-ins are most of the facts; kept as participant ids per event,
+    they are never made into ``AttendanceFact``s."""
+
+    fiscal_year: int
+    programs: dict[str, ProgramFact] = field(default_factory=dict)
+    events: dict[str, EventFact] = field(default_factory=dict)
+    participants: dict[str, ParticipantFact] = field(default_factory=dict)
+    counted: dict[str, list[str]] = field(default_factory=dict)
+    """Event id: the participants of its counted check-ins."""
+    tallies: dict[str, list[WalkInFact]] = field(default_factory=dict)
+    """Event id: its tallies that count."""
+    revisions: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
+    """Nothing changes after loading: every revision stays 0."""
+    participants_replaced: int = 0
+
+    @property
+    def events_by_year(self) -> dict[int, set[str]]:
+        """The events whose fact as of the cut lies in the year (rows were read for every
+        event that was ever in it: a reschedule may have moved one out since)."""
+        year = self.fiscal_year
+        return {year: {e.event_id for e in self.events.values() if e.fiscal_year == year}}
+
+    def attendees(self, event_id: str) -> Iterable[str]:
+        return self.counted.get(event_id, ())
+
+    def only(self, keep: Callable[[EventFact, ProgramFact], bool]) -> None:
+        """Forget the events (with their check-ins and tallies) that ``keep`` refuses: an answer
+        for a district or a programme summarises only its own events."""
+        for event_id, event in list(self.events.items()):
+            if not keep(event, self.programs[event.program_id]):
+                del self.events[event_id]
+                self.counted.pop(event_id, None)
+                self.tallies.pop(event_id, None)
+
+    def counted_tallies(self, event_id: str) -> Iterable[WalkInFact]:
+        return self.tallies.get(event_id, ())
+
+
 def decode(row: StoredRow) -> Decoded | None:
     """What a stored event says, without the facts (None: not an event indicators read)."""
     topic = row.topic
@@ -284,6 +351,8 @@ class Facts:
         """Each event's fiscal year, as of its present fact."""
         self.revisions: defaultdict[str, int] = defaultdict(int)
         """Bumped whenever anything an event's indicators depend on changes."""
+        self.participants_replaced = 0
+        """Bumped whenever a participant's fact replaces an earlier one."""
         self.touched: set[int] = set()
         """Fiscal years whose indicators may have changed since last taken."""
         self.changed: set[str] = set()
@@ -347,8 +416,8 @@ class Facts:
                 self.walk_ins_by_event[fact.event_id].add(fact.tally_id)
             elif isinstance(fact, ParticipantFact):
                 # Not ``put``: it would note every event of the participant's check-ins as
-                # changed, for nothing here (an "as of" load reads check-ins first).
-                self.participants[fact.participant_id] = fact
+                # changed, for nothing here.
+                self._put_participant(fact)
             else:
                 self.put(fact)
         self.take_changed()
@@ -375,11 +444,16 @@ class Facts:
             self.events_by_year[year].add(fact.event_id)
             self._touch(fact.event_id)
         elif isinstance(fact, ParticipantFact):
-            self.participants[fact.participant_id] = fact
+            self._put_participant(fact)
             for event_id in self.events_by_participant.get(fact.participant_id, ()):
                 self._touch(event_id)
         else:
             self.programs[fact.program_id] = fact
+
+    def _put_participant(self, fact: ParticipantFact) -> None:
+        if fact.participant_id in self.participants:
+            self.participants_replaced += 1
+        self.participants[fact.participant_id] = fact
 
     def _touch(self, event_id: str) -> None:
         self.revisions[event_id] += 1
@@ -387,6 +461,20 @@ class Facts:
         year = self._year_of.get(event_id)
         if year is not None:
             self.touched.add(year)
+
+    def attendees(self, event_id: str) -> Iterable[str]:
+        attendances = self.attendances
+        for attendance_id in self.attendances_by_event.get(event_id, ()):
+            attendance = attendances[attendance_id]
+            if attendance.counted:
+                yield attendance.participant_id
+
+    def counted_tallies(self, event_id: str) -> Iterable[WalkInFact]:
+        walk_ins = self.walk_ins
+        for tally_id in self.walk_ins_by_event.get(event_id, ()):
+            tally = walk_ins[tally_id]
+            if tally.counted:
+                yield tally
 
     @property
     def fiscal_years(self) -> list[int]:

@@ -60,10 +60,14 @@ class Scope:
     policy: str | None = None
 
     def admits(self, event: HeldEvent) -> bool:
+        return self.admits_parts(event.district_id, event.program_id, event.policy)
+
+    def admits_parts(self, district_id: str, program_id: str, policy: str) -> bool:
+        """Whether an event of that district, programme (hex id) and policy is in scope."""
         return (
-            (self.district_id is None or event.district_id == self.district_id)
-            and (self.program_id is None or event.program_id == self._program_hex)
-            and (self.policy is None or event.policy == self.policy)
+            (self.district_id is None or district_id == self.district_id)
+            and (self.program_id is None or program_id == self._program_hex)
+            and (self.policy is None or policy == self.policy)
         )
 
     @property

@@ -8,6 +8,7 @@ model. ``ix_control`` names the active generation and the one being built.
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from itertools import repeat
@@ -44,10 +45,12 @@ from projections.indicators.facts import (
     ProgramFact,
     Recorded,
     WalkInFact,
+    YearFacts,
 )
 
 TRACKED_APPLICATION = "tsunagari"
 SQLITE_CACHE_KIB = 128 * 1024
+NOT_FACT_COLUMNS = ("position", "recorded_us")
 ID = String(32)  # uuid hex, as the events store them
 
 
@@ -358,55 +361,78 @@ class Generation:
         rows = session.execute(select(self.values.c.fiscal_year).distinct())
         return sorted(row.fiscal_year for row in rows)
 
-    def load(
-        self,
-        session: Session,
-        *,
-        until_us: int | None = None,
-        fiscal_year: int | None = None,
-    ) -> Facts:
-        """Facts as they stood at a time (µs since epoch; default: now), optionally only one
-        fiscal year's."""
+    def load(self, session: Session) -> Facts:
+        """Every fact as it stands now."""
         facts = Facts()
-        facts.load(self.history(session, until_us=until_us, fiscal_year=fiscal_year))
+        facts.load(self.history(session))
         return facts
 
-    def history(
-        self,
-        session: Session,
-        *,
-        until_us: int | None = None,
-        fiscal_year: int | None = None,
-    ) -> Iterator[Fact]:
-        """Latest fact of each thing (recorded by ``until_us``), in an order ``Facts.put``
-        accepts; with ``fiscal_year``, only what that year's indicators read: its events, their
-        programmes, check-ins and tallies, and the participants checked in at them."""
-        # With a fiscal year, check-ins are read before participants: the participants to keep
-        # are those of the check-ins read, picked in Python from one scan of the participants'
-        # rows; as a subquery (participants IN check-ins IN events) it took five times as long.
-        attended: set[str] | None = None
-        order = self.fact_tables
-        if fiscal_year is not None:
-            order = (*order[:2], *order[3:], self.participants)
-        for table in order:
-            # Rows as plain tuples, the key first, oldest first: the last one of a key wins.
-            columns = [c for c in table.c if c.name not in ("position", "recorded_us")]
-            query = select(*columns).order_by(table.c.position)
-            if until_us is not None:
-                query = query.where(table.c.recorded_us <= until_us)
-            if fiscal_year is not None and table is not self.participants:
-                query = query.where(self._of_year(table, fiscal_year))
-            rows = _driver_rows(session, query)
-            if table is self.attendance and fiscal_year is not None:
-                attended = {row[2] for row in rows}
-            if table is self.participants and attended is not None:
-                rows = [row for row in rows if row[0] in attended]
-            latest = {row[0]: row for row in rows}
+    def history(self, session: Session) -> Iterator[Fact]:
+        """Latest fact of each thing, in an order ``Facts.put`` accepts."""
+        for table in self.fact_tables:
+            rows = _driver_rows(session, self._latest(table))
+            latest = {row[0]: row for row in rows}  # oldest first: the last one of a key wins
             make = _FACTS[table.name.removeprefix(f"ix{self.number}_")]
             yield from map(make, latest.values())
 
+    def year_facts(
+        self, session: Session, fiscal_year: int, *, until_us: int | None = None
+    ) -> YearFacts:
+        """Only what a fiscal year's indicators read, as it stood at a time (µs since epoch;
+        default: now): its events, their programmes, check-ins and tallies, and the
+        participants checked in at them."""
+        facts = YearFacts(fiscal_year)
+        if session.connection().dialect.name == "postgresql":
+            # The check-ins' rows (about 20 MB at 1M events) are sorted by position: in memory,
+            # not in temporary files as with the default 4 MB. LOCAL: until the transaction ends.
+            session.execute(text("SET LOCAL work_mem = '64MB'"))
+
+        def latest(table: Table, *columns: str) -> Iterable[tuple[Any, ...]]:
+            query = self._latest(table, *columns, until_us=until_us)
+            if table is not self.participants:
+                query = query.where(self._of_year(table, fiscal_year))
+            rows = _driver_rows(session, query)
+            return {row[0]: row for row in rows}.values()  # the last one of a key wins
+
+        facts.programs = {row[0]: _program(row) for row in latest(self.programs)}
+        facts.events = {row[0]: _event(row) for row in latest(self.events)}
+        tallies: defaultdict[str, list[WalkInFact]] = defaultdict(list)
+        for row in latest(self.walk_ins):
+            tally = _walk_ins(row)
+            if tally.counted:
+                tallies[tally.event_id].append(tally)
+        facts.tallies = dict(tallies)
+        # Check-ins are most of the rows: each is only a participant id added to its event's.
+        counted: defaultdict[str, list[str]] = defaultdict(list)
+        for _, event_id, participant_id, is_counted in latest(
+            self.attendance, "attendance_id", "event_id", "participant_id", "counted"
+        ):
+            if is_counted:
+                counted[event_id].append(participant_id)
+        facts.counted = dict(counted)
+        # The participants to keep are picked in Python from one scan of the participants'
+        # rows; as a subquery (participants IN check-ins IN events) it took five times as long.
+        attended = {p for participant_ids in counted.values() for p in participant_ids}
+        facts.participants = {
+            row[0]: ParticipantFact(row[0], row[1], row[2])
+            for row in latest(self.participants)
+            if row[0] in attended
+        }
+        return facts
+
+    def _latest(self, table: Table, *names: str, until_us: int | None = None) -> Any:
+        """A history table's rows as plain tuples (recorded by ``until_us``), the key first and
+        oldest first: by default every column but position and recording time."""
+        columns = [
+            c for c in table.c if (c.name in names if names else c.name not in NOT_FACT_COLUMNS)
+        ]
+        query = select(*columns).order_by(table.c.position)
+        if until_us is not None:
+            query = query.where(table.c.recorded_us <= until_us)
+        return query
+
     def _of_year(self, table: Table, fiscal_year: int) -> Any:
-        """The rows of a fact table (not participants: see ``history``) that a fiscal year's
+        """The rows of a fact table (not participants: see ``year_facts``) that a fiscal year's
         indicators can read."""
         events = self.events.c
         # Every event that was ever in that year: a reschedule may have moved it since.
@@ -440,6 +466,14 @@ def _date(value: Any) -> date:
     return date.fromisoformat(value) if isinstance(value, str) else value
 
 
+def _program(row: Any) -> ProgramFact:
+    return ProgramFact(row[0], row[1], tuple(host for host in row[2].split(",") if host))
+
+
+def _event(row: Any) -> EventFact:
+    return EventFact(row[0], row[1], row[2], _date(row[3]), bool(row[5]))
+
+
 def _walk_ins(row: Any) -> WalkInFact:
     counts: dict[str, int] = json.loads(row[2])
     return WalkInFact(row[0], row[1], tuple(sorted(counts.items())), bool(row[3]))
@@ -448,11 +482,9 @@ def _walk_ins(row: Any) -> WalkInFact:
 _FACTS: dict[str, Callable[[Any], Fact]] = {
     "attendance": lambda row: AttendanceFact(row[0], row[1], row[2], bool(row[3])),
     "walk_ins": _walk_ins,
-    "events": lambda row: EventFact(row[0], row[1], row[2], _date(row[3]), bool(row[5])),
+    "events": _event,
     "participants": lambda row: ParticipantFact(row[0], row[1], row[2]),
-    "programs": lambda row: ProgramFact(
-        row[0], row[1], tuple(host for host in row[2].split(",") if host)
-    ),
+    "programs": _program,
 }
 """Each history table's rows (without position and recording time) back into facts."""
 

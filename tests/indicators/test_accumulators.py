@@ -72,7 +72,15 @@ class Move:
     district: int
 
 
-Change = CheckIn | Tally | RevertTally | Cancel | Move
+@dataclass(frozen=True)
+class Rebirth:
+    """A participant's fact replaced by one with another birth year or band."""
+
+    person: int
+    birth: int | str
+
+
+Change = CheckIn | Tally | RevertTally | Cancel | Move | Rebirth
 
 people = st.integers(0, 7)
 events = st.integers(0, 4)
@@ -94,6 +102,7 @@ changes = st.lists(
         st.builds(RevertTally, st.integers(0, 5)),
         st.builds(Cancel, events),
         st.builds(Move, events, st.integers(0, len(DAYS) - 1), st.integers(0, 1)),
+        st.builds(Rebirth, people, st.sampled_from(BIRTHS)),
     ),
     min_size=1,
     max_size=40,
@@ -144,6 +153,11 @@ class History:
                 facts.put(replace(tally, counted=False))
         elif isinstance(change, Cancel):
             facts.put(replace(facts.events[self.events[change.event]], cancelled=True))
+        elif isinstance(change, Rebirth):
+            person = self.people[change.person % len(self.people)]
+            birth = change.birth
+            year, band = (birth, None) if isinstance(birth, int) else (None, birth)
+            facts.put(ParticipantFact(person, year, band))
         else:
             moved = facts.events[self.events[change.event]]
             facts.put(
