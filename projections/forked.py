@@ -2,8 +2,8 @@
 
 A rebuild is pure Python under one interpreter lock. Two of its parts can run elsewhere:
 
-- ``forked_iter``: decoding the stored events (reading rows, matching and parsing JSON) in a
-  child that streams the decoded pages while the rebuild applies the previous one;
+- ``forked_iter``: decoding the stored events (reading rows, matching and parsing JSON) in
+  processes that stream the decoded pages while the rebuild applies the previous one;
 - ``forked_map``: the last step, computing every fiscal year's indicators from the facts, one
   child per year: a forked child starts with the facts already in memory (copy-on-write).
 
@@ -17,6 +17,7 @@ touch the parent's connections, files or locks, and run no exit handlers.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import pickle
 import signal
@@ -82,35 +83,77 @@ def forked_iter(
     produce: Callable[[int, int], Iterable[T]], *, parts: int = 1
 ) -> Generator[T, None, None]:
     """The items of ``produce(part, parts)`` for each part, taken in turns (the first item of
-    every part, then the second of every part...), each part made in a forked child of its own
-    while the caller works on the items before (a pipe holds each child back once it is an
-    item ahead). The parts must take turns: once one has no item left, none of the others may
-    have one. Closing the iterator early stops the children. A child that fails raises here;
-    one that dies without saying it has finished is an error too, never a shorter iteration."""
-    children: list[tuple[int, BinaryIO]] = []
+    every part, then the second of every part...), each part made in a process of its own
+    while the caller works on the items before (a pipe holds each one back once it is an item
+    ahead). The parts must take turns: once one has no item left, none of the others may have
+    one. Closing the iterator early stops the processes. One that fails raises here; one that
+    dies without saying it has finished is an error too, never a shorter iteration.
+
+    Unlike ``forked_map``'s children, these start clean: forked from multiprocessing's fork
+    server, a fresh interpreter with no other thread. They open database connections, and a
+    plain fork of a process whose other threads were inside the driver or SQLite (a follower,
+    a subscription) can leave the child waiting forever on a lock held by a thread it does not
+    have. So ``produce`` must pickle: a module-level function, or a ``partial`` of one, with
+    plain arguments; its module is loaded once, in the fork server. As everywhere with
+    multiprocessing, a main script must keep its work under ``if __name__ == "__main__"``.
+    """
+    context = multiprocessing.get_context("forkserver")
+    function = getattr(produce, "func", produce)
+    # Loaded once, in the fork server (no effect once it runs); the main module too, which
+    # multiprocessing would otherwise import again in every process it starts.
+    context.set_forkserver_preload(["__main__", function.__module__])
+    children: list[tuple[Any, Any]] = []  # (process, receiving end of its pipe)
     finished: set[int] = set()
     try:
         for part in range(parts):
-            children.append(_spawn(partial(produce, part, parts)))
+            receive, send = context.Pipe(duplex=False)
+            process = context.Process(target=_serve, args=(produce, part, parts, send))
+            process.start()
+            send.close()
+            children.append((process, receive))
         for turn in count():
-            pid, pipe = children[turn % parts]
-            ok, item = _receive(pipe)
+            process, receive = children[turn % parts]
+            ok, item = _received(receive)
             if ok == _END:
-                finished.add(pid)
-                for other, other_pipe in children:
-                    if other not in finished:
-                        if _receive(other_pipe)[0] != _END:
+                finished.add(turn % parts)
+                for number, (_, other) in enumerate(children):
+                    if number not in finished:
+                        if _received(other)[0] != _END:
                             raise RuntimeError("the forked children's parts were out of step")
-                        finished.add(other)
+                        finished.add(number)
                 return
             yield item
     finally:
-        for pid, pipe in children:
-            if pid in finished:
-                pipe.close()
-                os.waitpid(pid, 0)
-            else:
-                _stop(pid, pipe)
+        for number, (process, receive) in enumerate(children):
+            if number not in finished:
+                process.kill()
+            receive.close()
+            process.join()
+
+
+def _serve(produce: Callable[[int, int], Iterable[Any]], part: int, parts: int, send: Any) -> None:
+    """In the process of a part: its items down the pipe, then the end (or the failure)."""
+    try:
+        for item in produce(part, parts):
+            send.send_bytes(pickle.dumps((True, item), pickle.HIGHEST_PROTOCOL))
+        send.send_bytes(pickle.dumps((_END, None)))
+    except BrokenPipeError:
+        pass  # the parent stopped listening
+    except BaseException as error:  # every failure goes to the parent
+        send.send_bytes(pickle.dumps((False, f"{error!r}\n{traceback.format_exc()}")))
+    finally:
+        send.close()
+
+
+def _received(receive: Any) -> tuple[Any, Any]:
+    try:
+        data = receive.recv_bytes()
+    except EOFError:
+        raise RuntimeError("a forked child died before it had finished") from None
+    ok, item = pickle.loads(data)  # noqa: S301 - our own child's answer
+    if ok is False:
+        raise RuntimeError(f"a forked child failed: {item}")
+    return ok, item
 
 
 def _spawn(produce: Callable[[], Iterable[Any]]) -> tuple[int, BinaryIO]:

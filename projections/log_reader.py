@@ -6,13 +6,25 @@ a plain paged SELECT of the same rows; a rebuild reads millions of them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.application import Application
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.pool import NullPool
 
 from projections.indicators.facts import FACT_TOPICS, StoredRow, hex_id
+
+
+@dataclass(frozen=True)
+class LogSource:
+    """Where the log is, for a process of its own to read it: a database URL (with its
+    password: it only travels between our own processes) and the events table's name."""
+
+    url: str
+    table: str
 
 
 class LogReader:
@@ -22,6 +34,21 @@ class LogReader:
         self.engine = recorder.datastore.engine
         self.name = self.engine.dialect.identifier_preparer.format_table(self.table)
         self._mark = "%s" if self.engine.dialect.name == "postgresql" else "?"
+
+    def source(self) -> LogSource:
+        url = self.engine.url
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            url = url.set(database=os.path.abspath(url.database))  # the reader's own cwd
+        return LogSource(url.render_as_string(hide_password=False), self.name)
+
+    @classmethod
+    def at(cls, source: LogSource) -> LogReader:
+        """A reader with an engine of its own (``pages`` and ``ranges`` with ``until`` only)."""
+        reader = cls.__new__(cls)
+        reader.engine = create_engine(source.url, poolclass=NullPool)
+        reader.name = source.table
+        reader._mark = "%s" if reader.engine.dialect.name == "postgresql" else "?"
+        return reader
 
     def head(self) -> int:
         """The last position recorded so far (0 for an empty log)."""

@@ -24,7 +24,7 @@ from projections.indicators.facts import CheckIns, Decoded, decode_page
 from projections.indicators.projection import IndicatorProjection
 from projections.indicators.read_model import IndicatorReadModel
 from projections.indicators.store import Generation
-from projections.log_reader import LogReader
+from projections.log_reader import LogReader, LogSource
 
 PAGE_SIZE = 20_000
 MAX_WORKERS = 4
@@ -122,11 +122,14 @@ def _rebuild(
             caught_up = True
             # Decoding in a child process when there are cores to spare: see projections.forked.
             forked = workers > 1 and can_fork()
-            if forked and writing is not None:
-                writing.result()  # never fork while the writer thread is inside the driver
             # One head for every reader, so that their pages take turns exactly.
-            produce = partial(_decoded_pages, reader, position, reader.head(), page_size)
-            pages = forked_iter(produce, parts=workers) if forked else produce(0, 1)
+            head = reader.head()
+            if forked:
+                source = reader.source()
+                produce = partial(_decoded_part, source, position, head, page_size)
+                pages = forked_iter(produce, parts=workers)
+            else:
+                pages = _decoded_pages(reader, position, head, page_size, 0, 1)
             for (check_ins, others), through in pages:
                 caught_up = False
                 recorded = projection.apply(check_ins, others)
@@ -162,16 +165,22 @@ def _decoded_pages(
 ) -> Generator[tuple[tuple[CheckIns, list[Decoded]], int], None, None]:
     """The log's fact-bearing events after a position, decoded, a page at a time: of ``parts``
     readers taking turns, the pages of reader ``part``."""
-    if parts > 1:
-        # A forked child opens connections of its own and leaves the parent's alone
-        # (SQLAlchemy's advice for forked processes).
-        reader.engine.dispose(close=False)
-    for number, (after, upto) in enumerate(
-        reader.ranges(position, page_size=page_size, until=head)
-    ):
+    ranges = reader.ranges(position, page_size=page_size, until=head)
+    for number, (after, upto) in enumerate(ranges):
         if number % parts == part:
             rows = next(reader.pages(after, page_size=page_size, until=upto))[0]
             yield decode_page(rows), upto
+
+
+def _decoded_part(
+    source: LogSource, position: int, head: int, page_size: int, part: int, parts: int
+) -> Generator[tuple[tuple[CheckIns, list[Decoded]], int], None, None]:
+    """``_decoded_pages`` in a reader process of its own, with an engine of its own."""
+    reader = LogReader.at(source)
+    try:
+        yield from _decoded_pages(reader, position, head, page_size, part, parts)
+    finally:
+        reader.engine.dispose()
 
 
 def _drop(read_model: IndicatorReadModel, number: int) -> None:

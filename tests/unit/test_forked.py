@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
+import threading
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -59,43 +62,67 @@ def pages(count: int, part: int = 0, parts: int = 1) -> Iterator[list[int]]:
         yield list(range(page * 10, page * 10 + 10))
 
 
+# What readers run must pickle (they start clean, from the fork server): module-level.
+
+
+def uneven(part: int, parts: int) -> Iterator[int]:
+    yield from range(3 if part == 0 else 5)
+
+
+def broken(part: int, parts: int) -> Iterator[int]:
+    yield 1
+    raise OSError("the log's file went away")
+
+
+def killed(part: int, parts: int) -> Iterator[int]:
+    yield 1
+    os.kill(os.getpid(), signal.SIGKILL)
+    yield 2  # never reached
+
+
+def pid_of_reader(part: int, parts: int) -> Iterator[tuple[int, int]]:
+    yield os.getpid(), threading.active_count()
+
+
 def test_forked_iter_streams_every_item_in_order() -> None:
-    before = _children()
-    assert list(forked_iter(lambda part, parts: pages(50, part, parts))) == list(pages(50))
-    _no_children_left(before)
+    assert list(forked_iter(partial(pages, 50))) == list(pages(50))
+    assert multiprocessing.active_children() == []
 
 
-def test_parts_made_by_children_of_their_own_come_back_in_turns() -> None:
-    before = _children()
-    taken = forked_iter(lambda part, parts: pages(49, part, parts), parts=3)
+def test_parts_made_by_readers_of_their_own_come_back_in_turns() -> None:
+    taken = forked_iter(partial(pages, 49), parts=3)
     assert next(taken) == list(range(10))
-    assert len(_children() - before) == 3
     assert [next(taken) for _ in range(47)] + list(taken) == list(pages(49))[1:]
-    _no_children_left(before)
+
+
+def test_readers_start_clean_even_from_a_process_with_other_threads() -> None:
+    stop = threading.Event()
+    busy = threading.Thread(target=stop.wait)
+    busy.start()
+    try:
+        (pid, threads), (other, _) = forked_iter(pid_of_reader, parts=2)
+    finally:
+        stop.set()
+        busy.join()
+    assert len({pid, other, os.getpid()}) == 3
+    assert threads == 1  # none of this process's threads came along
 
 
 def test_parts_out_of_step_are_an_error() -> None:
-    def uneven(part: int, parts: int) -> Iterator[int]:
-        yield from range(3 if part == 0 else 5)
-
     with pytest.raises(RuntimeError, match="out of step"):
         list(forked_iter(uneven, parts=2))
 
 
-def test_forked_iter_stopped_early_leaves_no_child_behind() -> None:
-    before = _children()
-    items = forked_iter(lambda part, parts: pages(10_000, part, parts), parts=2)
+def test_forked_iter_stopped_early_stops_its_readers() -> None:
+    items = forked_iter(partial(pages, 10_000), parts=2)
     assert next(items) == list(range(10))
-    assert len(_children() - before) == 2
+    readers = multiprocessing.active_children()
+    assert len(readers) == 2
     items.close()
-    _no_children_left(before)
+    assert not any(reader.is_alive() for reader in readers)
 
 
 def test_forked_iter_raises_what_the_child_raised() -> None:
-    def broken(part: int, parts: int) -> Iterator[int]:
-        yield 1
-        raise OSError("the log's file went away")
-
     items = forked_iter(broken)
     assert next(items) == 1
     with pytest.raises(RuntimeError, match="the log's file went away"):
@@ -103,11 +130,6 @@ def test_forked_iter_raises_what_the_child_raised() -> None:
 
 
 def test_a_reader_killed_midway_is_an_error_not_a_shorter_log() -> None:
-    def killed(part: int, parts: int) -> Iterator[int]:
-        yield 1
-        os.kill(os.getpid(), signal.SIGKILL)
-        yield 2  # never reached
-
     with pytest.raises(RuntimeError, match="died before it had finished"):
         list(forked_iter(killed))
 
