@@ -27,11 +27,13 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Executable,
     MetaData,
     String,
     Table,
     Text,
     bindparam,
+    event,
     insert,
     select,
     update,
@@ -253,6 +255,10 @@ class Datastore:
         self.engine: Engine = datastore.engine
         self.schema = schema
         self.metadata = MetaData(schema=schema)
+        maker = getattr(datastore, "session_maker", None)
+        self._deferring = maker is not None
+        if maker is not None and not event.contains(maker, "before_commit", write_deferred):
+            event.listen(maker, "before_commit", write_deferred)
 
     def transaction(self, *, commit: bool) -> AbstractContextManager[Any]:
         """A transaction; inside another one it joins it."""
@@ -261,6 +267,52 @@ class Datastore:
 
     def create_tables(self) -> None:
         self.metadata.create_all(self.engine, checkfirst=True)
+
+    def defer(self, session: Session, statement: Executable, rows: list[dict[str, Any]]) -> None:
+        """Write ``rows`` with ``statement`` when the session's transaction commits: all the
+        rows of one statement as one executemany, the inserts first, each statement in the
+        order it was first deferred, its rows in the order deferred.
+
+        A group-commit transaction holds the side rows (idempotency records, roster rows) of
+        many commands: one statement for all of them rather than one round trip each, which on
+        PostgreSQL cost more than the rest of a check-in's writes. A uniqueness conflict among
+        them then fails the commit, and the group commit runs each command again alone. Inserts
+        go first because a deferred update may touch a row inserted in the same transaction
+        (a check-in and its revert), and no insert depends on an update. Rows deferred are not
+        read back by SQL before the commit: ``deferred`` shows them.
+        """
+        if not self._deferring:  # a session that no before_commit listener watches
+            session.execute(statement, rows)
+            return
+        _deferred(session).setdefault(statement, []).extend(rows)
+
+    def deferred(self, session: Session, statement: Executable) -> list[dict[str, Any]]:
+        """The rows deferred with ``statement`` in the session's current transaction."""
+        return _deferred(session).get(statement, [])
+
+
+Deferred = dict[Executable, list[dict[str, Any]]]
+
+
+def _deferred(session: Session) -> Deferred:
+    """The writes deferred in the session's current transaction (a new one: none)."""
+    transaction = session.get_transaction()
+    held: tuple[object, Deferred] | None = session.info.get("tsunagari_deferred")
+    if held is None or held[0] is not transaction:
+        held = (transaction, {})
+        session.info["tsunagari_deferred"] = held
+    return held[1]
+
+
+def write_deferred(session: Session) -> None:
+    """Write what ``Datastore.defer`` kept, before the transaction commits (also called
+    before a statement that must read those rows)."""
+    held = session.info.pop("tsunagari_deferred", None)
+    if held is None or held[0] is not session.get_transaction():
+        return
+    writes = sorted(held[1].items(), key=lambda write: not getattr(write[0], "is_insert", False))
+    for statement, rows in writes:
+        session.execute(statement, rows)
 
 
 class SqlStorage:
@@ -309,6 +361,9 @@ class SqlStorage:
 
     def find_outcome(self, scope: str, key: str) -> StoredOutcome | None:
         with self.datastore.transaction(commit=False) as session:
+            held = self._held(session, scope, key)
+            if held is not None:
+                return held
             row = session.execute(self._find, {"scope": scope, "key": key}).first()
         if row is None:
             return None
@@ -316,6 +371,23 @@ class SqlStorage:
         return StoredOutcome(
             row.fingerprint, bool(row.created), json.loads(row.result), participant_id
         )
+
+    def _held(self, session: Session, scope: str, key: str) -> StoredOutcome | None:
+        """An outcome saved earlier in this transaction, not written yet (see ``defer``)."""
+        for row in self.datastore.deferred(session, self._save):
+            if row["scope"] == scope and row["key"] == key:
+                about = [
+                    UUID(held["participant_id"])
+                    for held in self.datastore.deferred(session, self._save_about)
+                    if held["scope"] == scope and held["key"] == key
+                ]
+                return StoredOutcome(
+                    row["fingerprint"],
+                    bool(row["created"]),
+                    json.loads(row["result"]),
+                    about[0] if about else None,
+                )
+        return None
 
     def save_outcome(
         self,
@@ -326,27 +398,35 @@ class SqlStorage:
         *,
         participant_id: UUID | None = None,
     ) -> None:
+        # Written at commit with the other commands' outcomes of a shared transaction: a key
+        # already taken fails the commit (IntegrityError), not this call.
         with self.datastore.transaction(commit=True) as session:
-            session.execute(
+            self.datastore.defer(
+                session,
                 self._save,
-                {
-                    "scope": idempotency.scope,
-                    "key": idempotency.key,
-                    "fingerprint": idempotency.fingerprint,
-                    "command": command,
-                    "created": created,
-                    "result": _dumps(result),
-                    "recorded_at": utc_now(),
-                },
-            )
-            if participant_id is not None:
-                session.execute(
-                    self._save_about,
+                [
                     {
                         "scope": idempotency.scope,
                         "key": idempotency.key,
-                        "participant_id": str(participant_id),
-                    },
+                        "fingerprint": idempotency.fingerprint,
+                        "command": command,
+                        "created": created,
+                        "result": _dumps(result),
+                        "recorded_at": utc_now(),
+                    }
+                ],
+            )
+            if participant_id is not None:
+                self.datastore.defer(
+                    session,
+                    self._save_about,
+                    [
+                        {
+                            "scope": idempotency.scope,
+                            "key": idempotency.key,
+                            "participant_id": str(participant_id),
+                        }
+                    ],
                 )
 
     def erase_outcomes(
@@ -375,6 +455,7 @@ class SqlStorage:
             )
         )
         with self.datastore.transaction(commit=True) as session:
+            write_deferred(session)  # answers saved earlier in this transaction are read too
             rows = [(row.scope, row.key) for row in session.execute(known)]
             for row in session.execute(unmarked).all():
                 if json.loads(row.result).get("id") == pid:
