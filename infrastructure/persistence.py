@@ -5,15 +5,18 @@ from __future__ import annotations
 import functools
 import json
 import threading
-from collections.abc import Callable, Collection, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import (
     ApplicationRecorder,
+    DatabaseError,
+    IntegrityError,
     ListenNotifySubscription,
+    OperationalError,
     StoredEvent,
     Subscription,
 )
@@ -40,7 +43,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import Insert, Select
 
 from application.app import Tsunagari, utc_now
 from application.ports import Idempotency, ParticipantKeys, StoredOutcome
@@ -112,6 +115,10 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
             # Reconstructing or fast-forwarding an aggregate: by far the commonest reads.
             query = self._select_all if gt is None else self._select_after
             params: dict[str, Any] = {"oid": originator_id, "gt": gt}
+            with self.transaction(commit=False) as session:
+                driver = postgres_driver(session)
+                if driver is not None:
+                    return self._select_on_driver(driver, query, originator_id, params)
         else:
             query = select(table.c.originator_version, table.c.topic, table.c.state).where(
                 table.c.originator_id == bindparam("oid")
@@ -135,6 +142,33 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
             )
             for row in rows
         ]
+
+    def _select_on_driver(
+        self, driver: Any, query: Select[Any], originator_id: UUID | str, params: dict[str, Any]
+    ) -> list[StoredEvent]:
+        # PostgreSQL: the compiled query on psycopg's cursor. A command reads a stream or two,
+        # and SQLAlchemy's work around each execution cost more than psycopg's.
+        sql = self._compiled(query)
+        with driver_errors(driver), driver.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        return [
+            StoredEvent(
+                originator_id=originator_id,
+                originator_version=version,
+                topic=topic,
+                state=bytes(state),
+            )
+            for version, topic, state in rows
+        ]
+
+    def _compiled(self, query: Select[Any]) -> str:
+        compiled: dict[int, str] = self.__dict__.setdefault("_tsunagari_compiled", {})
+        sql = compiled.get(id(query))  # the two queries are built once: their ids stay
+        if sql is None:
+            engine: Any = self.datastore.engine
+            sql = compiled[id(query)] = str(query.compile(dialect=engine.dialect))
+        return sql
 
     @functools.cached_property
     def _select_all(self) -> Select[Any]:
@@ -165,6 +199,11 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
         if not stored_events:
             return []
         self._lock_table(session)
+        driver = postgres_driver(session)
+        if driver is not None:
+            ids = self._insert_on_driver(driver, stored_events)
+            self._notify_channel(session)
+            return ids
         result = session.execute(
             self._insert_returning,
             [
@@ -180,6 +219,34 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
         ids = [row[0] for row in result]
         self._notify_channel(session)
         return ids
+
+    def _insert_on_driver(self, driver: Any, stored_events: Sequence[StoredEvent]) -> list[int]:
+        """PostgreSQL: the same INSERT ... RETURNING id on psycopg's cursor; several rows by its
+        executemany, which pipelines them and answers each row's id in order."""
+        rows = [
+            (event.originator_id, event.originator_version, event.topic, event.state)
+            for event in stored_events
+        ]
+        with driver_errors(driver), driver.cursor() as cursor:
+            if len(rows) == 1:
+                cursor.execute(self._insert_sql, rows[0])
+                return [cursor.fetchone()[0]]
+            cursor.executemany(self._insert_sql, rows, returning=True)
+            ids = []
+            while True:
+                ids.append(cursor.fetchone()[0])
+                if not cursor.nextset():
+                    return ids
+
+    @functools.cached_property
+    def _insert_sql(self) -> str:
+        engine: Any = self.datastore.engine
+        table = self.events_record_cls.__table__
+        name = engine.dialect.identifier_preparer.format_table(table)
+        return (
+            f"INSERT INTO {name} (originator_id, originator_version, topic, state) "  # noqa: S608 - our own table
+            "VALUES (%s, %s, %s, %s) RETURNING id"
+        )
 
     def _lock_table(self, session: Session) -> None:
         # Once a transaction: a group-commit transaction inserts for several commands, and
@@ -204,6 +271,36 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
         if engine is not None and engine.dialect.name == "sqlite":
             return PollingSubscription(self, gt=gt, topics=topics)
         return ListenAndPollSubscription(self, gt=gt, topics=topics)
+
+
+def postgres_driver(session: Session) -> Any | None:
+    """psycopg's connection under the session's transaction, on PostgreSQL; None elsewhere.
+
+    The hot statements of a check-in (stream reads, the event insert, the side rows written at
+    commit) run on it directly: on PostgreSQL, SQLAlchemy's work around each execution (the
+    result's and the context's set-up, parameter processing) took more of the server's one
+    interpreter than psycopg and the round trip together. SQLite keeps SQLAlchemy: its
+    statements run in-process, and its types (UUIDs as text) need SQLAlchemy's processing.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return None
+    return connection.connection.driver_connection
+
+
+@contextmanager
+def driver_errors(driver: Any) -> Iterator[None]:
+    """The driver's errors as eventsourcing's, as the library's transaction turns SQLAlchemy's:
+    a duplicate key must reach the retry loops as IntegrityError."""
+    module = __import__(type(driver).__module__.split(".")[0])
+    try:
+        yield
+    except module.IntegrityError as error:
+        raise IntegrityError(error) from error
+    except module.OperationalError as error:
+        raise OperationalError(error) from error
+    except module.Error as error:
+        raise DatabaseError(error) from error
 
 
 def _first_in_transaction(session: Session, what: str) -> bool:
@@ -311,8 +408,32 @@ def write_deferred(session: Session) -> None:
     if held is None or held[0] is not session.get_transaction():
         return
     writes = sorted(held[1].items(), key=lambda write: not getattr(write[0], "is_insert", False))
+    driver = postgres_driver(session)
     for statement, rows in writes:
-        session.execute(statement, rows)
+        if driver is not None and isinstance(statement, Insert) and rows:
+            _insert_on_driver(session, driver, statement, rows)
+        else:
+            session.execute(statement, rows)
+
+
+def _insert_on_driver(
+    session: Session, driver: Any, statement: Insert, rows: list[dict[str, Any]]
+) -> None:
+    """PostgreSQL: rows of a plain ``insert(table)`` as multi-row INSERTs on psycopg's cursor,
+    the cheapest way found for a few dozen rows (a quarter of the CPU of SQLAlchemy's
+    executemany, half of psycopg's own). Values go as they are: str, bool, aware datetimes."""
+    preparer = session.connection().dialect.identifier_preparer
+    table = preparer.format_table(statement.table)
+    columns = list(rows[0])
+    names = ", ".join(preparer.quote(column) for column in columns)
+    marks = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    with driver_errors(driver), driver.cursor() as cursor:
+        for start in range(0, len(rows), 1000):  # PostgreSQL takes at most 65,535 parameters
+            chunk = rows[start : start + 1000]
+            cursor.execute(
+                f"INSERT INTO {table} ({names}) VALUES {', '.join([marks] * len(chunk))}",  # noqa: S608 - our own tables
+                [row[column] for row in chunk for column in columns],
+            )
 
 
 class SqlStorage:
