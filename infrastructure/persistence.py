@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from eventsourcing.persistence import (
     ApplicationRecorder,
     DatabaseError,
@@ -149,7 +150,7 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
         # PostgreSQL: the compiled query on psycopg's cursor. A command reads a stream or two,
         # and SQLAlchemy's work around each execution cost more than psycopg's.
         sql = self._compiled(query)
-        with driver_errors(driver), driver.cursor() as cursor:
+        with driver_errors(), driver.cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
         return [
@@ -227,7 +228,7 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
             (event.originator_id, event.originator_version, event.topic, event.state)
             for event in stored_events
         ]
-        with driver_errors(driver), driver.cursor() as cursor:
+        with driver_errors(), driver.cursor() as cursor:
             if len(rows) == 1:
                 cursor.execute(self._insert_sql, rows[0])
                 return [cursor.fetchone()[0]]
@@ -283,23 +284,22 @@ def postgres_driver(session: Session) -> Any | None:
     statements run in-process, and its types (UUIDs as text) need SQLAlchemy's processing.
     """
     connection = session.connection()
-    if connection.dialect.name != "postgresql":
+    if connection.dialect.driver != "psycopg":  # settings take no other PostgreSQL driver
         return None
     return connection.connection.driver_connection
 
 
 @contextmanager
-def driver_errors(driver: Any) -> Iterator[None]:
-    """The driver's errors as eventsourcing's, as the library's transaction turns SQLAlchemy's:
-    a duplicate key must reach the retry loops as IntegrityError."""
-    module = __import__(type(driver).__module__.split(".")[0])
+def driver_errors() -> Iterator[None]:
+    """psycopg's errors as eventsourcing's, as the library's transaction turns SQLAlchemy's:
+    a duplicate key must reach the retry loops as IntegrityError, a lost server the 503."""
     try:
         yield
-    except module.IntegrityError as error:
+    except psycopg.IntegrityError as error:
         raise IntegrityError(error) from error
-    except module.OperationalError as error:
+    except psycopg.OperationalError as error:
         raise OperationalError(error) from error
-    except module.Error as error:
+    except psycopg.Error as error:
         raise DatabaseError(error) from error
 
 
@@ -427,7 +427,7 @@ def _insert_on_driver(
     columns = list(rows[0])
     names = ", ".join(preparer.quote(column) for column in columns)
     marks = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    with driver_errors(driver), driver.cursor() as cursor:
+    with driver_errors(), driver.cursor() as cursor:
         for start in range(0, len(rows), 1000):  # PostgreSQL takes at most 65,535 parameters
             chunk = rows[start : start + 1000]
             cursor.execute(
