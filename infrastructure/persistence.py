@@ -116,11 +116,9 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
             # Reconstructing or fast-forwarding an aggregate: by far the commonest reads.
             query = self._select_all if gt is None else self._select_after
             params: dict[str, Any] = {"oid": originator_id, "gt": gt}
-            with self.transaction(commit=False) as session:
-                driver = postgres_driver(session)
-                if driver is not None:
-                    return self._select_on_driver(driver, query, originator_id, params)
+            prebuilt = True
         else:
+            prebuilt = False
             query = select(table.c.originator_version, table.c.topic, table.c.state).where(
                 table.c.originator_id == bindparam("oid")
             )
@@ -133,6 +131,9 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
             if limit is not None:
                 query = query.limit(limit)
         with self.transaction(commit=False) as session:
+            driver = postgres_driver(session) if prebuilt else None
+            if driver is not None:
+                return self._select_on_driver(driver, query, originator_id, params)
             rows = session.execute(query, params).all()
         return [
             StoredEvent(
