@@ -284,10 +284,12 @@ def postgres_driver(session: Session) -> Any | None:
     interpreter than psycopg and the round trip together. SQLite keeps SQLAlchemy: its
     statements run in-process, and its types (UUIDs as text) need SQLAlchemy's processing.
     """
-    connection = session.connection()
-    if connection.dialect.driver != "psycopg":  # settings take no other PostgreSQL driver
+    # Asked of the session's engine (the library binds its sessions to one): on SQLite,
+    # taking the session's connection, or even get_bind(), made every stream read slower.
+    bind = session.bind
+    if bind is None or bind.dialect.driver != "psycopg":  # settings take no other PG driver
         return None
-    return connection.connection.driver_connection
+    return session.connection().connection.driver_connection
 
 
 @contextmanager
