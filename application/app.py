@@ -27,7 +27,7 @@ from application.errors import (
     PersonalDataUnavailable,
     TooMuchContention,
 )
-from application.group_commit import GroupCommit
+from application.group_commit import REFUSALS, GroupCommit
 from application.personal_data import (
     AttendanceDisclosure,
     DisclosureView,
@@ -469,7 +469,7 @@ class Tsunagari(Application[UUID]):
     ) -> Outcome[CheckInView]:
         """Check a participant in; checking in someone already checked in changes nothing."""
         decide = self._check_in(event_id, participant_id, recorded_by)
-        return self._execute("check_in", CheckInView, idempotency, decide)
+        return self._execute("check_in", CheckInView, idempotency, decide, look_first=False)
 
     async def check_in_async(
         self,
@@ -482,7 +482,9 @@ class Tsunagari(Application[UUID]):
         """``check_in`` for a caller on an event loop: the front desk's hot path over HTTP,
         where it spares a hop to a worker thread and back for every check-in."""
         decide = self._check_in(event_id, participant_id, recorded_by)
-        return await self._execute_async("check_in", CheckInView, idempotency, decide)
+        return await self._execute_async(
+            "check_in", CheckInView, idempotency, decide, look_first=False
+        )
 
     def _check_in(
         self, event_id: UUID, participant_id: UUID, recorded_by: Provenance
@@ -721,8 +723,10 @@ class Tsunagari(Application[UUID]):
         result_type: type[V],
         idempotency: Idempotency | None,
         decide: Callable[[], Decision[V]],
+        *,
+        look_first: bool = True,
     ) -> Outcome[V]:
-        attempt = self._attempt(command, result_type, idempotency, decide)
+        attempt = self._attempt(command, result_type, idempotency, decide, look_first)
         for _ in range(MAX_ATTEMPTS):
             try:
                 return self.commits.run(attempt)
@@ -736,9 +740,11 @@ class Tsunagari(Application[UUID]):
         result_type: type[V],
         idempotency: Idempotency | None,
         decide: Callable[[], Decision[V]],
+        *,
+        look_first: bool = True,
     ) -> Outcome[V]:
         """``_execute`` for a caller on an event loop, which keeps serving meanwhile."""
-        attempt = self._attempt(command, result_type, idempotency, decide)
+        attempt = self._attempt(command, result_type, idempotency, decide, look_first)
         for _ in range(MAX_ATTEMPTS):
             try:
                 return await self.commits.run_async(attempt)
@@ -752,6 +758,7 @@ class Tsunagari(Application[UUID]):
         result_type: type[V],
         idempotency: Idempotency | None,
         decide: Callable[[], Decision[V]],
+        look_first: bool = True,
     ) -> Callable[[], Outcome[V]]:
         """One try at a command, inside a transaction that other commands may share (group
         commit). When it refuses (group_commit.REFUSALS), what it wrote is rolled back.
@@ -759,15 +766,34 @@ class Tsunagari(Application[UUID]):
         When it loses a race to another writer (the same idempotency key, the same check-in,
         or the next version of the same stream), the store raises IntegrityError, the
         transaction rolls back, and the command is decided again on the state the other
-        writer left (or answered as they were)."""
+        writer left (or answered as they were).
+
+        Not ``look_first``: the first try does not look up its idempotency key, it decides at
+        once, and the key's uniqueness in the store stands in for the lookup. A key already
+        answered fails the transaction (IntegrityError), and every later try looks first, so
+        a retried request is still answered as first; a refusal looks before it is given.
+        For the front desk's check-in, where a retried request is rare and the lookup was one
+        of its few round trips."""
+        tries = 0
 
         def attempt() -> Outcome[V]:
-            if idempotency is not None:
+            nonlocal tries
+            tries += 1
+            looks = idempotency is not None and (look_first or tries > 1)
+            if looks and idempotency is not None:
                 replayed = self._replay(idempotency, result_type)
                 if replayed is not None:
                     return replayed
-            with recording_clock(self.clock):
-                decision = decide()
+            try:
+                with recording_clock(self.clock):
+                    decision = decide()
+            except REFUSALS:
+                replayed = None
+                if idempotency is not None and not looks:
+                    replayed = self._replay(idempotency, result_type)
+                if replayed is None:
+                    raise
+                return replayed
             if decision.aggregates:
                 for aggregate in decision.aggregates:
                     self._written.append(aggregate.id)

@@ -47,8 +47,10 @@ class Storage(Protocol):
         *,
         participant_id: UUID | None = None,
     ) -> None:
-        """Record an outcome; raises the store's IntegrityError when the key is already taken.
-        ``participant_id``: the answer is about that participant."""
+        """Record an outcome; the store's IntegrityError when the key is already taken, here
+        or when the transaction commits (outcomes may be written together at commit, and
+        ``find_outcome`` finds them before). ``participant_id``: the answer is about that
+        participant."""
 
     def erase_outcomes(
         self,

@@ -115,8 +115,8 @@ class Roster:
         with self.datastore.transaction(commit=True) as session:
             # Inserts before updates: a batch may check someone in and revert it.
             for name in ("check_in", "walk_ins", "set_counted", "revert_walk_ins"):
-                if name in rows:
-                    session.execute(self._statements[name], rows[name])
+                if name in rows:  # at commit, with the other commands' rows (see defer)
+                    self.datastore.defer(session, self._statements[name], rows[name])
 
     @singledispatchmethod
     def _change(self, domain_event: object) -> tuple[str, dict[str, Any]] | None:

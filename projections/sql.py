@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from sqlalchemy import MetaData
+from sqlalchemy import Executable, MetaData
 from sqlalchemy.engine import Engine
 
 
@@ -18,3 +18,6 @@ class SqlDatastore(Protocol):
 
     def transaction(self, *, commit: bool) -> AbstractContextManager[Any]:
         """A transaction; inside another one it joins it."""
+
+    def defer(self, session: Any, statement: Executable, rows: list[dict[str, Any]]) -> None:
+        """Write ``rows`` with ``statement`` when the session's transaction commits."""

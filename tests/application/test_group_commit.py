@@ -17,6 +17,8 @@ from eventsourcing.application import AggregateNotFoundError
 from sqlalchemy import event, func, select
 
 from application.app import Outcome, Tsunagari
+from application.errors import IdempotencyKeyReused
+from application.ports import Idempotency
 from application.views import CheckInView
 from domain.attendance import Attendance
 from domain.errors import EventNotOpen, InvalidValue, UnknownReference
@@ -262,7 +264,8 @@ def test_a_shared_transaction_still_locks_the_log_but_once(services: Services) -
         finally:
             event.remove(engine, "before_cursor_execute", on_execute)
     assert all(isinstance(answer, Outcome) and answer.created for answer in answers)
-    assert statements.count("INSERT") >= len(people)
+    for person in people:  # their events went in on psycopg's cursor, unseen by the listener
+        assert app.repository.get(Attendance.create_id(event_id, person)).version == 1
     assert statements.count("LOCK") == 1
 
 
@@ -307,3 +310,122 @@ def test_a_refused_command_leaves_nothing_it_wrote_before_refusing(services: Ser
         count = connection.execute(select(func.count()).select_from(keys.keys)).scalar()
     assert count == 0
     assert app.recorder.max_notification_id() in (None, 0)
+
+
+def _keyed_check_in(
+    app: Tsunagari, event_id: UUID, participant_id: UUID, key: str, request: str
+) -> Outcome[CheckInView]:
+    return app.check_in(
+        event_id,
+        participant_id=participant_id,
+        recorded_by=BY,
+        idempotency=Idempotency("desk-token", key, request),
+    )
+
+
+def test_an_answer_saved_earlier_in_the_same_transaction_is_replayed(services: Services) -> None:
+    """Outcomes are written at commit: a retry queued behind the first request still finds it."""
+    app = services.app
+    key = Idempotency("desk-token", "org-1", "register 菅町会")
+
+    def register() -> Outcome[Any]:
+        return app.register_organization(
+            name="菅町会",
+            kind=OrganizationKind.NEIGHBOURHOOD_ASSOCIATION,
+            district_id="suge",
+            recorded_by=BY,
+            idempotency=key,
+        )
+
+    with (
+        ThreadPoolExecutor(2) as desks,
+        lead_held(app) as release,
+        commits_counted(services) as commits,
+    ):
+        futures = [desks.submit(register) for _ in range(2)]
+        release(2)
+        first, retry = (future.result(timeout=30) for future in futures)
+    assert len(commits) == 1
+    assert (first.replayed, retry.replayed) == (False, True)
+    assert retry.result == first.result
+    assert retry.created is True  # answered as first: 201 again
+
+
+def test_a_check_in_and_its_revert_in_one_transaction_leave_it_reverted(
+    services: Services,
+) -> None:
+    """Roster rows are written at commit: the inserts first, though an update of an earlier
+    check-in was queued before them."""
+    app = services.app
+    event_id = _event(app)
+    person, earlier = _participants(app, 2)
+    _check_in(app, event_id, earlier)
+
+    def revert(participant_id: UUID) -> object:
+        return app.revert_check_in(event_id, participant_id, reason="人違い", recorded_by=BY)
+
+    def queued(count: int) -> None:
+        deadline = time.monotonic() + 10
+        while app.commits.queued < count:
+            assert time.monotonic() < deadline, "the commands did not queue"
+            time.sleep(0.001)
+
+    with (
+        ThreadPoolExecutor(3) as desks,
+        lead_held(app) as release,
+        commits_counted(services) as commits,
+    ):
+        futures: list[Future[Any]] = [desks.submit(revert, earlier)]
+        queued(1)
+        futures.append(desks.submit(_check_in, app, event_id, person))
+        queued(2)
+        futures.append(desks.submit(revert, person))
+        release(3)
+        answers = _answers(futures)
+    assert all(isinstance(answer, Outcome) for answer in answers), answers
+    assert len(commits) == 1
+    roster = {entry.participant_id: entry for entry in services.roster.check_ins_at(event_id)}
+    assert set(roster) == {person, earlier}
+    assert not roster[person].counted
+    assert not roster[earlier].counted
+    assert roster[person].revert_reason == "人違い"
+
+
+def test_a_retried_check_in_is_answered_as_first_even_once_the_event_is_closed(
+    services: Services,
+) -> None:
+    """A check-in's first try skips the key lookup; a refusal still looks before it is given."""
+    app = services.app
+    event_id = _event(app)
+    person, latecomer = _participants(app, 2)
+    first = _keyed_check_in(app, event_id, person, "tablet-1/1", "check in A")
+    app.cancel_event(event_id, reason="台風のため中止", recorded_by=BY)
+    retry = _keyed_check_in(app, event_id, person, "tablet-1/1", "check in A")
+    assert retry.replayed
+    assert retry.created
+    assert retry.result == first.result
+    with pytest.raises(EventNotOpen):
+        _keyed_check_in(app, event_id, latecomer, "tablet-1/2", "check in B")
+
+
+def test_a_check_in_key_used_for_another_request_is_refused_and_records_nothing(
+    services: Services,
+) -> None:
+    app = services.app
+    event_id = _event(app)
+    person, other, third = _participants(app, 3)
+    _keyed_check_in(app, event_id, person, "tablet-1/1", "check in A")
+    with pytest.raises(IdempotencyKeyReused):
+        _keyed_check_in(app, event_id, other, "tablet-1/1", "check in B")
+    # Also when it shares a transaction with a check-in that must land.
+    with ThreadPoolExecutor(2) as desks, lead_held(app) as release:
+        reused = desks.submit(_keyed_check_in, app, event_id, other, "tablet-1/1", "check in B")
+        fine = desks.submit(_keyed_check_in, app, event_id, third, "tablet-2/1", "check in C")
+        release(2)
+        with pytest.raises(IdempotencyKeyReused):
+            reused.result(timeout=30)
+        assert fine.result(timeout=30).created
+    roster = services.roster.check_ins_at(event_id)
+    assert sorted(entry.participant_id for entry in roster) == sorted([person, third])
+    with pytest.raises(AggregateNotFoundError):
+        app.repository.get(Attendance.create_id(event_id, other))
