@@ -28,6 +28,8 @@ from projections.log_reader import LogReader, LogSource
 
 PAGE_SIZE = 20_000
 MAX_WORKERS = 4
+READERS_FROM = 8
+"""Pages left to read from which a rebuild starts reader processes."""
 """Beyond a few readers, the database, not decoding, sets the pace; and each holds a
 connection."""
 
@@ -121,9 +123,11 @@ def _rebuild(
         while True:
             caught_up = True
             # Decoding in a child process when there are cores to spare: see projections.forked.
-            forked = workers > 1 and can_fork()
-            # One head for every reader, so that their pages take turns exactly.
+            # Reader processes cost a second or two to start (a fork server, then one fork
+            # each): worth it only for a log of many pages.
             head = reader.head()
+            forked = workers > 1 and can_fork() and head - position >= READERS_FROM * page_size
+            # One head for every reader, so that their pages take turns exactly.
             if forked:
                 source = reader.source()
                 produce = partial(_decoded_part, source, position, head, page_size)
