@@ -9,7 +9,7 @@ A rebuild is pure Python under one interpreter lock. Two of its parts can run el
 
 The standard library's process pools would do the same with more machinery (workers, queues,
 feeder threads), and their ``fork`` start method is what this does; so this stays a few lines
-of ``os.fork`` and pickled answers over a pipe.
+of multiprocessing's ``Process`` and pickled answers over its pipes.
 
 The children only compute and write to their pipe, then leave by ``os._exit``: they never
 touch the parent's connections, files or locks, and run no exit handlers.
@@ -20,13 +20,12 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
-import signal
 import traceback
 from collections import deque
 from collections.abc import Callable, Generator, Iterable
 from functools import partial
 from itertools import count
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -39,40 +38,52 @@ def can_fork() -> bool:
 def forked_map(function: Callable[[T], R], items: Iterable[T], *, workers: int) -> list[R]:
     """``[function(item) for item in items]``, each call in a forked child, at most
     ``workers`` at a time. A child's exception is raised here, with the child's traceback."""
+    context = multiprocessing.get_context("fork")
     answers: list[R] = []
-    running: deque[tuple[int, BinaryIO]] = deque()  # oldest first
+    running: deque[tuple[Any, Any]] = deque()  # (process, receiving end), oldest first
     try:
         for item in items:
             if len(running) >= max(workers, 1):
                 answers.append(_answer(*running.popleft()))
-            running.append(_spawn(partial(_one, function, item)))
+            running.append(_start(context, partial(_single, function, item), 0, 1))
         while running:
             answers.append(_answer(*running.popleft()))
     finally:
-        for pid, pipe in running:  # only after an error: leave no child behind
-            _stop(pid, pipe)
+        for process, receive in running:  # only after an error: leave no child behind
+            _stop(process, receive)
     return answers
 
 
-def _one(function: Callable[[T], R], item: T) -> list[R]:
+def _single(function: Callable[[T], R], item: T, part: int, parts: int) -> list[R]:
     return [function(item)]
 
 
-def _answer(pid: int, pipe: BinaryIO) -> Any:
+def _answer(process: Any, receive: Any) -> Any:
     try:
-        answer = _receive(pipe)[1]
-        if _receive(pipe)[0] != _END:
+        answer = _received(receive)[1]
+        if _received(receive)[0] != _END:
             raise RuntimeError("a forked child said more than its answer")
     finally:
-        pipe.close()
-        os.waitpid(pid, 0)
+        receive.close()
+        process.join()
     return answer
 
 
-def _stop(pid: int, pipe: BinaryIO) -> None:
-    os.kill(pid, signal.SIGKILL)
-    pipe.close()
-    os.waitpid(pid, 0)
+def _start(
+    context: Any, produce: Callable[[int, int], Iterable[Any]], part: int, parts: int
+) -> tuple[Any, Any]:
+    """A process sending the items of ``produce(part, parts)`` down a pipe (see ``_serve``)."""
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(target=_serve, args=(produce, part, parts, send))
+    process.start()
+    send.close()
+    return process, receive
+
+
+def _stop(process: Any, receive: Any) -> None:
+    process.kill()
+    receive.close()
+    process.join()
 
 
 _END = "end"
@@ -106,11 +117,7 @@ def forked_iter(
     finished: set[int] = set()
     try:
         for part in range(parts):
-            receive, send = context.Pipe(duplex=False)
-            process = context.Process(target=_serve, args=(produce, part, parts, send))
-            process.start()
-            send.close()
-            children.append((process, receive))
+            children.append(_start(context, produce, part, parts))
         for turn in count():
             process, receive = children[turn % parts]
             ok, item = _received(receive)
@@ -125,10 +132,11 @@ def forked_iter(
             yield item
     finally:
         for number, (process, receive) in enumerate(children):
-            if number not in finished:
-                process.kill()
-            receive.close()
-            process.join()
+            if number in finished:
+                receive.close()
+                process.join()
+            else:
+                _stop(process, receive)
 
 
 def _serve(produce: Callable[[int, int], Iterable[Any]], part: int, parts: int, send: Any) -> None:
@@ -151,41 +159,6 @@ def _received(receive: Any) -> tuple[Any, Any]:
     except EOFError:
         raise RuntimeError("a forked child died before it had finished") from None
     ok, item = pickle.loads(data)  # noqa: S301 - our own child's answer
-    if ok is False:
-        raise RuntimeError(f"a forked child failed: {item}")
-    return ok, item
-
-
-def _spawn(produce: Callable[[], Iterable[Any]]) -> tuple[int, BinaryIO]:
-    """A child sending the pickled items of ``produce()`` down a pipe, then the end."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child
-        code = 0
-        try:
-            os.close(read)
-            with os.fdopen(write, "wb") as out:
-                try:
-                    for item in produce():
-                        pickle.dump((True, item), out, pickle.HIGHEST_PROTOCOL)
-                        out.flush()
-                    pickle.dump((_END, None), out)
-                except BrokenPipeError:
-                    code = 1  # the parent stopped listening
-                except BaseException as error:  # every failure goes to the parent
-                    code = 1
-                    pickle.dump((False, f"{error!r}\n{traceback.format_exc()}"), out)
-        finally:
-            os._exit(code)
-    os.close(write)
-    return pid, os.fdopen(read, "rb")
-
-
-def _receive(pipe: BinaryIO) -> tuple[Any, Any]:
-    try:
-        ok, item = pickle.load(pipe)  # noqa: S301 - our own child's answer
-    except EOFError:
-        raise RuntimeError("a forked child died before it had finished") from None
     if ok is False:
         raise RuntimeError(f"a forked child failed: {item}")
     return ok, item
