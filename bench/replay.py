@@ -220,12 +220,24 @@ def queries(services: Services) -> dict[str, Any]:
     return latencies | {"year": year, "as_of": timed(10, Scope(), date(year, 10, 1))}
 
 
+def descendants(pid: int) -> list[int]:
+    """A process and, recursively, its children (a fork server's children are grandchildren)."""
+    found, unseen = [], [pid]
+    while unseen:
+        process = unseen.pop()
+        found.append(process)
+        with suppress(OSError):  # one that just ended
+            unseen += children_of(process)
+    return found
+
+
 class TreeMemory:
-    """The peak of the proportional memory (Pss) of this process and its children, sampled:
+    """The peak of the proportional memory (Pss) of a process and its children, sampled from
+    outside (a thread in the measured process would change how a replay starts its readers):
     a replay forks children that share its pages, so their resident sizes cannot be added."""
 
-    def __init__(self, every: float = 0.5) -> None:
-        self.peak_kb, self._every, self._stop = 0, every, threading.Event()
+    def __init__(self, pid: int, every: float = 0.5) -> None:
+        self.pid, self.peak_kb, self._every, self._stop = pid, 0, every, threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def __enter__(self) -> TreeMemory:
@@ -239,8 +251,8 @@ class TreeMemory:
     def _sample(self) -> None:
         while not self._stop.wait(self._every):
             total = 0
-            for pid in (os.getpid(), *children_of(os.getpid())):
-                with suppress(OSError):  # a child that just ended
+            for pid in descendants(self.pid):
+                with suppress(OSError, IndexError):  # a child that just ended
                     rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
                     total += int(rollup.split("\nPss:")[1].split()[0])
             self.peak_kb = max(self.peak_kb, total)
@@ -248,17 +260,15 @@ class TreeMemory:
 
 def child(kind: str, settings: Settings) -> dict[str, Any]:
     services = build_services(settings)
-    with TreeMemory() as memory:
-        started = time.perf_counter()
-        if kind == "replay":
-            result = replay(services.app, services.indicators)
-            out: dict[str, Any] = {"facts": result.events if result else None}
-        else:
-            out = floor(services) if kind == "floor" else queries(services)
-        out["seconds"] = time.perf_counter() - started
+    started = time.perf_counter()
+    if kind == "replay":
+        result = replay(services.app, services.indicators)
+        out: dict[str, Any] = {"facts": result.events if result else None}
+    else:
+        out = floor(services) if kind == "floor" else queries(services)
+    out["seconds"] = time.perf_counter() - started
     out["events"] = LogReader(services.app).head()
-    # The larger of this process's own peak and the sampled peak of it with its children.
-    out["peak_mb"] = max(getrusage(RUSAGE_SELF).ru_maxrss, memory.peak_kb) / 1024
+    out["peak_mb"] = getrusage(RUSAGE_SELF).ru_maxrss / 1024
     services.close()
     return out
 
@@ -266,10 +276,18 @@ def child(kind: str, settings: Settings) -> dict[str, Any]:
 def measure(kind: str, settings: Settings) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", kind, "--url", settings.database_url]
     command += ["--schema", settings.database_schema or ""]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
-    if done.returncode:
-        raise RuntimeError(f"{kind} failed:\n{done.stderr}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    with (
+        subprocess.Popen(
+            command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        ) as process,
+        TreeMemory(process.pid) as memory,
+    ):
+        stdout, stderr = process.communicate()
+    if process.returncode:
+        raise RuntimeError(f"{kind} failed:\n{stderr}")
+    result: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
+    # The larger of the process's own peak and the sampled peak of it with its children.
+    result["peak_mb"] = max(result["peak_mb"], memory.peak_kb / 1024)
     return result
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
+import threading
 import traceback
 from collections import deque
 from collections.abc import Callable, Generator, Iterable
@@ -33,6 +34,13 @@ R = TypeVar("R")
 
 def can_fork() -> bool:
     return hasattr(os, "fork")
+
+
+def forks_directly() -> bool:
+    """Whether ``forked_iter`` would fork its readers from this process, which takes
+    milliseconds, rather than from a fork server, which first starts an interpreter and imports
+    (a second or more). Only without other threads: none can hold a lock the child needs."""
+    return threading.active_count() == 1
 
 
 def forked_map(function: Callable[[T], R], items: Iterable[T], *, workers: int) -> list[R]:
@@ -100,19 +108,24 @@ def forked_iter(
     one. Closing the iterator early stops the processes. One that fails raises here; one that
     dies without saying it has finished is an error too, never a shorter iteration.
 
-    Unlike ``forked_map``'s children, these start clean: forked from multiprocessing's fork
-    server, a fresh interpreter with no other thread. They open database connections, and a
+    Unlike ``forked_map``'s children, these start clean. They open database connections, and a
     plain fork of a process whose other threads were inside the driver or SQLite (a follower,
     a subscription) can leave the child waiting forever on a lock held by a thread it does not
-    have. So ``produce`` must pickle: a module-level function, or a ``partial`` of one, with
-    plain arguments; its module is loaded once, in the fork server. As everywhere with
-    multiprocessing, a main script must keep its work under ``if __name__ == "__main__"``.
+    have. So they are forked from this process only while it has no other thread (the command
+    line's replay), and otherwise from multiprocessing's fork server, a fresh interpreter with
+    no other thread. For that, ``produce`` must pickle: a module-level function, or a
+    ``partial`` of one, with plain arguments; its module is loaded once, in the fork server. As
+    everywhere with multiprocessing, a main script must keep its work under
+    ``if __name__ == "__main__"``.
     """
-    context = multiprocessing.get_context("forkserver")
-    function = getattr(produce, "func", produce)
-    # Loaded once, in the fork server (no effect once it runs); the main module too, which
-    # multiprocessing would otherwise import again in every process it starts.
-    context.set_forkserver_preload(["__main__", function.__module__])
+    if forks_directly():
+        context: Any = multiprocessing.get_context("fork")
+    else:
+        context = multiprocessing.get_context("forkserver")
+        function = getattr(produce, "func", produce)
+        # Loaded once, in the fork server (no effect once it runs); the main module too,
+        # which multiprocessing would otherwise import again in every process it starts.
+        context.set_forkserver_preload(["__main__", function.__module__])
     children: list[tuple[Any, Any]] = []  # (process, receiving end of its pipe)
     finished: set[int] = set()
     try:

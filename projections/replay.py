@@ -19,7 +19,7 @@ from typing import Any
 
 from eventsourcing.application import Application
 
-from projections.forked import can_fork, forked_iter
+from projections.forked import can_fork, forked_iter, forks_directly
 from projections.indicators.facts import CheckIns, Decoded, decode_page
 from projections.indicators.projection import IndicatorProjection
 from projections.indicators.read_model import IndicatorReadModel
@@ -28,8 +28,10 @@ from projections.log_reader import LogReader, LogSource
 
 PAGE_SIZE = 20_000
 MAX_WORKERS = 4
-READERS_FROM = 8
-"""Pages left to read from which a rebuild starts reader processes."""
+READERS_FROM = 2
+"""Pages left to read from which a rebuild starts reader processes (forked from itself)."""
+READERS_FROM_SERVER = 8
+"""The same when they come from a fork server (see ``forks_directly``), slower to start."""
 """Beyond a few readers, the database, not decoding, sets the pace; and each holds a
 connection."""
 
@@ -123,10 +125,10 @@ def _rebuild(
         while True:
             caught_up = True
             # Decoding in a child process when there are cores to spare: see projections.forked.
-            # Reader processes cost a second or two to start (a fork server, then one fork
-            # each): worth it only for a log of many pages.
+            # Starting reader processes costs more than it saves for the shortest logs.
             head = reader.head()
-            forked = workers > 1 and can_fork() and head - position >= READERS_FROM * page_size
+            least = READERS_FROM if forks_directly() else READERS_FROM_SERVER
+            forked = workers > 1 and can_fork() and head - position >= least * page_size
             # One head for every reader, so that their pages take turns exactly.
             if forked:
                 source = reader.source()

@@ -56,8 +56,10 @@ class ParticipantFact:
     band_id: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class AttendanceFact:
+class AttendanceFact(NamedTuple):
+    """A tuple, unlike the other facts: a rebuild makes one per check-in, millions, and a
+    frozen dataclass takes three times as long to make."""
+
     attendance_id: str
     event_id: str
     participant_id: str
@@ -171,12 +173,12 @@ def _event_cancelled(facts: Facts, oid: str, s: dict[str, Any]) -> Fact | None:
 
 def _checked_in_again(facts: Facts, oid: str, s: dict[str, Any]) -> Fact | None:
     attendance = facts.attendances.get(oid)
-    return attendance and replace(attendance, counted=True)
+    return attendance and attendance._replace(counted=True)
 
 
 def _check_in_reverted(facts: Facts, oid: str, s: dict[str, Any]) -> Fact | None:
     attendance = facts.attendances.get(oid)
-    return attendance and replace(attendance, counted=False)
+    return attendance and attendance._replace(counted=False)
 
 
 def _walk_ins_reverted(facts: Facts, oid: str, s: dict[str, Any]) -> Fact | None:
@@ -346,7 +348,6 @@ class Facts:
         self.attendances_by_event: defaultdict[str, set[str]] = defaultdict(set)
         self.walk_ins_by_event: defaultdict[str, set[str]] = defaultdict(set)
         self.events_by_year: defaultdict[int, set[str]] = defaultdict(set)
-        self.events_by_participant: defaultdict[str, set[str]] = defaultdict(set)
         self._year_of: dict[str, int] = {}
         """Each event's fiscal year, as of its present fact."""
         self.revisions: defaultdict[str, int] = defaultdict(int)
@@ -385,7 +386,6 @@ class Facts:
         else of the page comes before it), as a rebuild does before the page's other events;
         nothing is noted as changed: a rebuild computes every value at the end."""
         attendances, by_event = self.attendances, self.attendances_by_event
-        by_participant = self.events_by_participant
         for attendance_id, event_id, participant_id in zip(
             check_ins.attendance_ids, check_ins.event_ids, check_ins.participant_ids, strict=True
         ):
@@ -393,7 +393,6 @@ class Facts:
                 attendance_id, event_id, participant_id, True
             )
             by_event[event_id].add(attendance_id)
-            by_participant[participant_id].add(event_id)
 
     def take_touched(self) -> set[int]:
         touched, self.touched = self.touched, set()
@@ -410,7 +409,6 @@ class Facts:
             if isinstance(fact, AttendanceFact):
                 self.attendances[fact.attendance_id] = fact
                 self.attendances_by_event[fact.event_id].add(fact.attendance_id)
-                self.events_by_participant[fact.participant_id].add(fact.event_id)
             elif isinstance(fact, WalkInFact):
                 self.walk_ins[fact.tally_id] = fact
                 self.walk_ins_by_event[fact.event_id].add(fact.tally_id)
@@ -428,7 +426,6 @@ class Facts:
         if isinstance(fact, AttendanceFact):
             self.attendances[fact.attendance_id] = fact
             self.attendances_by_event[fact.event_id].add(fact.attendance_id)
-            self.events_by_participant[fact.participant_id].add(fact.event_id)
             self._touch(fact.event_id)
         elif isinstance(fact, WalkInFact):
             self.walk_ins[fact.tally_id] = fact
@@ -444,16 +441,30 @@ class Facts:
             self.events_by_year[year].add(fact.event_id)
             self._touch(fact.event_id)
         elif isinstance(fact, ParticipantFact):
-            self._put_participant(fact)
-            for event_id in self.events_by_participant.get(fact.participant_id, ()):
-                self._touch(event_id)
+            if self._put_participant(fact):
+                for event_id in self._events_of(fact.participant_id):
+                    self._touch(event_id)
         else:
             self.programs[fact.program_id] = fact
 
-    def _put_participant(self, fact: ParticipantFact) -> None:
-        if fact.participant_id in self.participants:
+    def _put_participant(self, fact: ParticipantFact) -> bool:
+        """Whether it replaced an earlier fact of the participant."""
+        replaced = fact.participant_id in self.participants
+        if replaced:
             self.participants_replaced += 1
         self.participants[fact.participant_id] = fact
+        return replaced
+
+    def _events_of(self, participant_id: str) -> set[str]:
+        """The events a participant checked in at, by a scan of every check-in. Only a
+        participant's fact replacing an earlier one needs them, and no stored event does that
+        today; an index kept for it cost a rebuild a set per participant, made at every
+        check-in: about a sixth of the time a page of check-ins takes there."""
+        return {
+            attendance.event_id
+            for attendance in self.attendances.values()
+            if attendance.participant_id == participant_id
+        }
 
     def _touch(self, event_id: str) -> None:
         self.revisions[event_id] += 1

@@ -5,6 +5,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from functools import partial
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from projections.forked import can_fork, forked_iter, forked_map
+from projections.forked import can_fork, forked_iter, forked_map, forks_directly
 
 pytestmark = pytest.mark.skipif(
     not can_fork() or not Path("/proc/self/task").exists(), reason="needs fork and Linux's /proc"
@@ -62,7 +64,7 @@ def pages(count: int, part: int = 0, parts: int = 1) -> Iterator[list[int]]:
         yield list(range(page * 10, page * 10 + 10))
 
 
-# What readers run must pickle (they start clean, from the fork server): module-level.
+# What readers run must pickle (they may start from the fork server): module-level.
 
 
 def uneven(part: int, parts: int) -> Iterator[int]:
@@ -80,8 +82,8 @@ def killed(part: int, parts: int) -> Iterator[int]:
     yield 2  # never reached
 
 
-def pid_of_reader(part: int, parts: int) -> Iterator[tuple[int, int]]:
-    yield os.getpid(), threading.active_count()
+def pid_of_reader(part: int, parts: int) -> Iterator[tuple[int, int, int]]:
+    yield os.getpid(), os.getppid(), threading.active_count()
 
 
 def test_forked_iter_streams_every_item_in_order() -> None:
@@ -100,12 +102,40 @@ def test_readers_start_clean_even_from_a_process_with_other_threads() -> None:
     busy = threading.Thread(target=stop.wait)
     busy.start()
     try:
-        (pid, threads), (other, _) = forked_iter(pid_of_reader, parts=2)
+        assert not forks_directly()
+        (pid, parent, threads), (other, _, _) = forked_iter(pid_of_reader, parts=2)
     finally:
         stop.set()
         busy.join()
     assert len({pid, other, os.getpid()}) == 3
     assert threads == 1  # none of this process's threads came along
+    assert parent != os.getpid()  # the fork server's child, not ours
+
+
+DIRECT = """
+import os
+from projections.forked import forked_iter, forks_directly
+from tests.unit.test_forked import pid_of_reader
+
+assert forks_directly()
+for pid, parent, threads in forked_iter(pid_of_reader, parts=2):
+    print(pid, parent, threads, os.getpid())
+"""
+
+
+def test_readers_of_a_process_without_other_threads_are_its_own_forks() -> None:
+    # Under pytest a timeout thread is always there: a process of its own has none.
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", DIRECT], cwd=root, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [tuple(map(int, line.split())) for line in done.stdout.splitlines()]
+    assert len(lines) == 2
+    (pid, parent, threads, main), (other, other_parent, _, _) = lines
+    assert len({pid, other, main}) == 3
+    assert parent == other_parent == main
+    assert threads == 1
 
 
 def test_parts_out_of_step_are_an_error() -> None:
