@@ -345,7 +345,9 @@ class Facts:
         self.participants: dict[str, ParticipantFact] = {}
         self.attendances: dict[str, AttendanceFact] = {}
         self.walk_ins: dict[str, WalkInFact] = {}
-        self.attendances_by_event: defaultdict[str, set[str]] = defaultdict(set)
+        self.attendances_by_event: defaultdict[str, dict[str, AttendanceFact]] = defaultdict(dict)
+        """Each event's check-ins, the facts themselves (not their ids): summarising an event
+        reads them all, and a lookup of each in ``attendances`` cost half of that."""
         self.walk_ins_by_event: defaultdict[str, set[str]] = defaultdict(set)
         self.events_by_year: defaultdict[int, set[str]] = defaultdict(set)
         self._year_of: dict[str, int] = {}
@@ -389,10 +391,9 @@ class Facts:
         for attendance_id, event_id, participant_id in zip(
             check_ins.attendance_ids, check_ins.event_ids, check_ins.participant_ids, strict=True
         ):
-            attendances[attendance_id] = AttendanceFact(
+            attendances[attendance_id] = by_event[event_id][attendance_id] = AttendanceFact(
                 attendance_id, event_id, participant_id, True
             )
-            by_event[event_id].add(attendance_id)
 
     def take_touched(self) -> set[int]:
         touched, self.touched = self.touched, set()
@@ -408,7 +409,7 @@ class Facts:
         for fact in facts:
             if isinstance(fact, AttendanceFact):
                 self.attendances[fact.attendance_id] = fact
-                self.attendances_by_event[fact.event_id].add(fact.attendance_id)
+                self.attendances_by_event[fact.event_id][fact.attendance_id] = fact
             elif isinstance(fact, WalkInFact):
                 self.walk_ins[fact.tally_id] = fact
                 self.walk_ins_by_event[fact.event_id].add(fact.tally_id)
@@ -425,7 +426,7 @@ class Facts:
         """Make a fact the present one, noting the events and fiscal years it may change."""
         if isinstance(fact, AttendanceFact):
             self.attendances[fact.attendance_id] = fact
-            self.attendances_by_event[fact.event_id].add(fact.attendance_id)
+            self.attendances_by_event[fact.event_id][fact.attendance_id] = fact
             self._touch(fact.event_id)
         elif isinstance(fact, WalkInFact):
             self.walk_ins[fact.tally_id] = fact
@@ -474,11 +475,11 @@ class Facts:
             self.touched.add(year)
 
     def attendees(self, event_id: str) -> Iterable[str]:
-        attendances = self.attendances
-        for attendance_id in self.attendances_by_event.get(event_id, ()):
-            attendance = attendances[attendance_id]
-            if attendance.counted:
-                yield attendance.participant_id
+        return [
+            attendance.participant_id
+            for attendance in self.attendances_by_event.get(event_id, {}).values()
+            if attendance.counted
+        ]
 
     def counted_tallies(self, event_id: str) -> Iterable[WalkInFact]:
         walk_ins = self.walk_ins
