@@ -4,8 +4,9 @@ A rebuild is pure Python under one interpreter lock. Two of its parts can run el
 
 - ``forked_iter``: decoding the stored events (reading rows, matching and parsing JSON) in
   processes that stream the decoded pages while the rebuild applies the previous one;
-- ``forked_map``: the last step, computing every fiscal year's indicators from the facts, one
-  child per year: a forked child starts with the facts already in memory (copy-on-write).
+- ``forked_map``: the last step, computing every fiscal year's indicators from the event
+  summaries, a year per child while this process takes others: a forked child starts with
+  them already in memory (copy-on-write).
 
 The standard library's process pools would do the same with more machinery (workers, queues,
 feeder threads), and their ``fork`` start method is what this does; so this stays a few lines
@@ -22,7 +23,6 @@ import os
 import pickle
 import threading
 import traceback
-from collections import deque
 from collections.abc import Callable, Generator, Iterable
 from functools import partial
 from itertools import count
@@ -44,22 +44,28 @@ def forks_directly() -> bool:
 
 
 def forked_map(function: Callable[[T], R], items: Iterable[T], *, workers: int) -> list[R]:
-    """``[function(item) for item in items]``, each call in a forked child, at most
-    ``workers`` at a time. A child's exception is raised here, with the child's traceback."""
+    """``[function(item) for item in items]`` on ``workers`` processes: this one and at most
+    ``workers - 1`` forked children at a time. An item goes to a child when one is free; when
+    none is, this process takes it itself (a child costs more than the same work here: what
+    it reads of the parent's memory, it copies). A child's exception is raised here, with the
+    child's traceback."""
     context = multiprocessing.get_context("fork")
-    answers: list[R] = []
-    running: deque[tuple[Any, Any]] = deque()  # (process, receiving end), oldest first
+    answers: dict[int, R] = {}
+    running: dict[int, tuple[Any, Any]] = {}  # item number: (process, receiving end)
     try:
-        for item in items:
-            if len(running) >= max(workers, 1):
-                answers.append(_answer(*running.popleft()))
-            running.append(_start(context, partial(_single, function, item), 0, 1))
-        while running:
-            answers.append(_answer(*running.popleft()))
+        for number, item in enumerate(items):
+            for done in [n for n, (_, receive) in running.items() if receive.poll()]:
+                answers[done] = _answer(*running.pop(done))
+            if len(running) < workers - 1:
+                running[number] = _start(context, partial(_single, function, item), 0, 1)
+            else:
+                answers[number] = function(item)
+        for number in list(running):
+            answers[number] = _answer(*running.pop(number))
     finally:
-        for process, receive in running:  # only after an error: leave no child behind
+        for process, receive in running.values():  # only after an error: leave no child behind
             _stop(process, receive)
-    return answers
+    return [answers[number] for number in sorted(answers)]
 
 
 def _single(function: Callable[[T], R], item: T, part: int, parts: int) -> list[R]:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -25,12 +26,35 @@ def square(n: int) -> tuple[int, int]:
     return n * n, os.getpid()
 
 
-def test_forked_map_answers_in_order_each_from_a_child_of_its_own() -> None:
+def test_forked_map_answers_in_order_from_children_and_from_here() -> None:
     answers = forked_map(square, range(7), workers=3)
     assert [value for value, _ in answers] == [n * n for n in range(7)]
-    pids = {pid for _, pid in answers}
-    assert os.getpid() not in pids
-    assert len(pids) == 7
+    pids = [pid for _, pid in answers]
+    # The first two go to the two children's places, free at the start; the third finds
+    # them busy, unless a child was already done, and is done here.
+    assert os.getpid() not in pids[:2]
+    assert len(set(pids[:2])) == 2
+    assert multiprocessing.active_children() == []
+
+
+def slow_first(n: int) -> tuple[int, int]:
+    if n == 0:
+        time.sleep(0.5)
+    return n * n, os.getpid()
+
+
+def test_forked_map_works_here_while_every_child_is_busy() -> None:
+    answers = forked_map(slow_first, range(3), workers=2)
+    assert [value for value, _ in answers] == [0, 1, 4]
+    child, here, again = (pid for _, pid in answers)
+    # The child takes 0.5 s over item 0: items 1 and 2 are done here in the meantime.
+    assert child != os.getpid()
+    assert here == again == os.getpid()
+
+
+def test_one_worker_is_this_process_alone() -> None:
+    answers = forked_map(square, range(3), workers=1)
+    assert answers == [(0, os.getpid()), (1, os.getpid()), (4, os.getpid())]
 
 
 def test_forked_map_sees_what_the_parent_held_when_it_forked() -> None:
@@ -47,8 +71,21 @@ def fail(n: int) -> int:
 def test_a_failing_child_is_raised_here_with_its_reason() -> None:
     before = _children()
     with pytest.raises(RuntimeError, match="year 2 has no events"):
-        forked_map(fail, range(4), workers=2)
+        forked_map(fail, [2, 1, 0, 3], workers=2)  # the child's place is free for the first
     _no_children_left(before)
+
+
+def test_a_failure_here_stops_the_children() -> None:
+    before = _children()
+    with pytest.raises(ValueError, match="year 2 has no events"):
+        forked_map(slow_fail, [1, 2, 3], workers=2)  # 1 in the child (slow), 2 here
+    _no_children_left(before)
+
+
+def slow_fail(n: int) -> int:
+    if n == 1:
+        time.sleep(5)
+    return fail(n)
 
 
 def test_a_child_that_dies_without_an_answer_is_an_error() -> None:
@@ -56,7 +93,7 @@ def test_a_child_that_dies_without_an_answer_is_an_error() -> None:
         os._exit(3)
 
     with pytest.raises(RuntimeError, match="died before it had finished"):
-        forked_map(die, [1], workers=1)
+        forked_map(die, [1], workers=2)
 
 
 def pages(count: int, part: int = 0, parts: int = 1) -> Iterator[list[int]]:
