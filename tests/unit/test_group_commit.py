@@ -8,7 +8,7 @@ import asyncio
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
@@ -119,15 +119,23 @@ def test_every_unit_gets_its_own_outcome_and_only_successes_commit(seed: int) ->
     assert 8 in store.sizes  # the eight that queued together shared one commit
 
 
-def test_a_unit_queued_from_an_event_loop_that_closed_stops_nobody() -> None:
-    store = ToyStore()
-    commits = GroupCommit(store.atomic)
+def held_leader() -> tuple[Callable[[], int], threading.Event, threading.Event]:
+    """A unit that holds its transaction open: ``leading`` is set once it leads (others queue
+    behind it), and it answers 0 once ``go`` is set."""
     leading, go = threading.Event(), threading.Event()
 
     def slow() -> int:
         leading.set()
         go.wait(10)
         return 0
+
+    return slow, leading, go
+
+
+def test_a_unit_queued_from_an_event_loop_that_closed_stops_nobody() -> None:
+    store = ToyStore()
+    commits = GroupCommit(store.atomic)
+    slow, leading, go = held_leader()
 
     async def given_up() -> None:
         task = asyncio.ensure_future(commits.run_async(lambda: store.work(1)))
@@ -153,12 +161,7 @@ def test_a_unit_queued_from_an_event_loop_that_closed_stops_nobody() -> None:
 def test_close_waits_for_the_units_in_flight_and_answers_them() -> None:
     store = ToyStore()
     commits = GroupCommit(store.atomic)
-    leading, go = threading.Event(), threading.Event()
-
-    def slow() -> int:
-        leading.set()
-        go.wait(10)
-        return 0
+    slow, leading, go = held_leader()
 
     loop = asyncio.new_event_loop()
     serving = threading.Thread(target=loop.run_forever, daemon=True)
