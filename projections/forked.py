@@ -26,6 +26,7 @@ import traceback
 from collections.abc import Callable, Generator, Iterable
 from functools import partial
 from itertools import count
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -37,10 +38,12 @@ def can_fork() -> bool:
 
 
 def forks_directly() -> bool:
-    """Whether ``forked_iter`` would fork its readers from this process, which takes
+    """Whether ``forked_iter`` may fork its readers from this process, which takes
     milliseconds, rather than from a fork server, which first starts an interpreter and imports
-    (a second or more). Only without other threads: none can hold a lock the child needs."""
-    return threading.active_count() == 1
+    (a second or more). Only without other threads: none can hold a lock the child needs.
+    Linux lists every thread, those that C extensions start too; elsewhere Python's only."""
+    tasks = Path("/proc/self/task")
+    return (len(os.listdir(tasks)) if tasks.is_dir() else threading.active_count()) == 1
 
 
 def forked_map(function: Callable[[T], R], items: Iterable[T], *, workers: int) -> list[R]:
@@ -105,7 +108,7 @@ _END = "end"
 
 
 def forked_iter(
-    produce: Callable[[int, int], Iterable[T]], *, parts: int = 1
+    produce: Callable[[int, int], Iterable[T]], *, parts: int = 1, direct: bool = True
 ) -> Generator[T, None, None]:
     """The items of ``produce(part, parts)`` for each part, taken in turns (the first item of
     every part, then the second of every part...), each part made in a process of its own
@@ -118,13 +121,13 @@ def forked_iter(
     plain fork of a process whose other threads were inside the driver or SQLite (a follower,
     a subscription) can leave the child waiting forever on a lock held by a thread it does not
     have. So they are forked from this process only while it has no other thread (the command
-    line's replay), and otherwise from multiprocessing's fork server, a fresh interpreter with
-    no other thread. For that, ``produce`` must pickle: a module-level function, or a
-    ``partial`` of one, with plain arguments; its module is loaded once, in the fork server. As
-    everywhere with multiprocessing, a main script must keep its work under
-    ``if __name__ == "__main__"``.
+    line's replay; ``direct=False`` refuses even then), and otherwise from multiprocessing's
+    fork server, a fresh interpreter with no other thread. For that, ``produce`` must pickle: a
+    module-level function, or a ``partial`` of one, with plain arguments; its module is loaded
+    once, in the fork server. As everywhere with multiprocessing, a main script must keep its
+    work under ``if __name__ == "__main__"``.
     """
-    if forks_directly():
+    if direct and forks_directly():
         context: Any = multiprocessing.get_context("fork")
     else:
         context = multiprocessing.get_context("forkserver")

@@ -28,12 +28,12 @@ from projections.log_reader import LogReader, LogSource
 
 PAGE_SIZE = 20_000
 MAX_WORKERS = 4
+"""Beyond a few readers, the database, not decoding, sets the pace; and each holds a
+connection."""
 READERS_FROM = 2
 """Pages left to read from which a rebuild starts reader processes (forked from itself)."""
 READERS_FROM_SERVER = 8
 """The same when they come from a fork server (see ``forks_directly``), slower to start."""
-"""Beyond a few readers, the database, not decoding, sets the pace; and each holds a
-connection."""
 
 
 @dataclass(frozen=True)
@@ -127,13 +127,17 @@ def _rebuild(
             # Decoding in a child process when there are cores to spare: see projections.forked.
             # Starting reader processes costs more than it saves for the shortest logs.
             head = reader.head()
-            least = READERS_FROM if forks_directly() else READERS_FROM_SERVER
+            # Forked from here only while the facts in memory are few (not when resuming):
+            # the readers live as long as the pass, and every page of facts this process
+            # changed meanwhile would be copied, up to twice their size.
+            direct = forks_directly() and len(projection.facts.attendances) < page_size
+            least = READERS_FROM if direct else READERS_FROM_SERVER
             forked = workers > 1 and can_fork() and head - position >= least * page_size
             # One head for every reader, so that their pages take turns exactly.
             if forked:
                 source = reader.source()
                 produce = partial(_decoded_part, source, position, head, page_size)
-                pages = forked_iter(produce, parts=workers)
+                pages = forked_iter(produce, parts=workers, direct=direct)
             else:
                 pages = _decoded_pages(reader, position, head, page_size, 0, 1)
             for (check_ins, others), through in pages:

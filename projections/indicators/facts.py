@@ -460,7 +460,9 @@ class Facts:
         """The events a participant checked in at, by a scan of every check-in. Only a
         participant's fact replacing an earlier one needs them, and no stored event does that
         today; an index kept for it cost a rebuild a set per participant, made at every
-        check-in: about a sixth of the time a page of check-ins takes there."""
+        check-in: about a sixth of the time a page of check-ins takes there. An event that
+        changes a participant's birth year or band would need that index back: the live
+        projection would scan every check-in at each one."""
         return {
             attendance.event_id
             for attendance in self.attendances.values()

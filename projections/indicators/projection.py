@@ -165,11 +165,13 @@ class IndicatorProjection:
             year: [(event_id, summary(event_id)) for event_id in by_year.get(year, ())]
             for year in years
         }
+        # The largest years first: the last ones, done while the others finish, are short.
+        order = sorted(years, key=lambda year: -len(self._summaries[year]))
         try:
-            answers = forked_map(self._year_values, years, workers=workers)
+            answers = forked_map(self._year_values, order, workers=workers)
         finally:
             self._summaries = {}
-        return dict(zip(years, answers, strict=True))
+        return dict(sorted(zip(order, answers, strict=True)))
 
     def _year_values(self, fiscal_year: int) -> dict[str, dict[str, Any]]:
         """One fiscal year's values, with a ledger of that year's event summaries only."""

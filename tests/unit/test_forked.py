@@ -37,19 +37,46 @@ def test_forked_map_answers_in_order_from_children_and_from_here() -> None:
     assert multiprocessing.active_children() == []
 
 
-def slow_first(n: int) -> tuple[int, int]:
-    if n == 0:
-        time.sleep(0.5)
-    return n * n, os.getpid()
+def wait_for(marker: Path) -> None:
+    deadline = time.monotonic() + 20
+    while not marker.exists():
+        assert time.monotonic() < deadline, f"{marker.name} never came"
+        time.sleep(0.01)
 
 
-def test_forked_map_works_here_while_every_child_is_busy() -> None:
-    answers = forked_map(slow_first, range(3), workers=2)
+def test_forked_map_works_here_while_every_child_is_busy(tmp_path: Path) -> None:
+    marker = tmp_path / "item 2 was done"
+
+    def item(n: int) -> tuple[int, int]:
+        if n == 0:
+            wait_for(marker)  # busy until item 2 is done: it can only be done here
+        if n == 2:
+            marker.touch()
+        return n * n, os.getpid()
+
+    answers = forked_map(item, range(3), workers=2)
     assert [value for value, _ in answers] == [0, 1, 4]
     child, here, again = (pid for _, pid in answers)
-    # The child takes 0.5 s over item 0: items 1 and 2 are done here in the meantime.
     assert child != os.getpid()
     assert here == again == os.getpid()
+
+
+def test_a_child_that_has_finished_makes_room_for_the_next_item(tmp_path: Path) -> None:
+    marker = tmp_path / "item 0 was done"
+
+    def item(n: int) -> tuple[int, int]:
+        if n == 0:
+            marker.touch()
+        if n == 1:
+            wait_for(marker)  # here, while the child answers item 0
+            time.sleep(0.2)
+        return n * n, os.getpid()
+
+    answers = forked_map(item, range(3), workers=2)
+    assert [value for value, _ in answers] == [0, 1, 4]
+    first, here, then = (pid for _, pid in answers)
+    assert here == os.getpid()
+    assert len({first, here, then}) == 3  # item 2 went to a child of its own
 
 
 def test_one_worker_is_this_process_alone() -> None:
