@@ -15,7 +15,7 @@ from typing import Any
 from projections.forked import can_fork, forked_map
 from projections.indicators.compute import BASE_SCOPES, Ledger, Summarizer
 from projections.indicators.facts import CheckIns, Decoded, Facts, Recorded, StoredRow
-from projections.indicators.model import HeldEvent, Scope
+from projections.indicators.model import Scope
 from projections.indicators.parameters import DEFAULT_PARAMETERS, Parameters
 from projections.indicators.store import Generation
 from projections.sql import SqlDatastore
@@ -39,8 +39,6 @@ class IndicatorProjection:
         self._ledger_current = True
         """Whether the ledger holds every fact in memory (not after ``load(values=False)``)."""
         self.position: int | None = None
-        self._summaries: dict[int, list[tuple[str, HeldEvent | None]]] = {}
-        """Each fiscal year's event summaries, while ``compute_all`` forks its children."""
 
     def load(self, *, values: bool = True) -> None:
         """Take up where the stored read model stands; without ``values`` only the facts (a
@@ -144,39 +142,28 @@ class IndicatorProjection:
         self.write_all(self.compute_all(workers=workers))
 
     def compute_all(self, *, workers: int = 1) -> dict[int, dict[str, dict[str, Any]]]:
-        """Every fiscal year's values from the facts in memory; with ``workers`` > 1, the
-        years' accumulators in that many forked processes at a time (a rebuild's last step:
-        see ``projections.forked``). Forked, the ledger is not kept here: a later ``process``
+        """Every fiscal year's values from the facts in memory; with ``workers`` > 1, a year
+        each in that many processes at a time, this one and forked children (a rebuild's last
+        step: see ``projections.forked``). Then the ledger is not kept: a later ``process``
         builds it again."""
         years = self.facts.fiscal_years
         if workers <= 1 or len(years) <= 1 or not can_fork():
             self._restart_ledger()
             return {year: self.values(year) for year in years}
         self._ledger_current = False
-        # The events are summarised here, a year at a time, and the children only add the
-        # summaries up. A child that read the facts themselves would copy nearly every page
-        # of them (reading an object writes its reference count, and each year's facts are
-        # spread over all of memory): at 1M events that made the forked years cost 1.7 times
-        # the CPU of the same work in one process. A year's summaries lie together.
-        self.summarizer = Summarizer(self.facts, self.parameters)
-        summary = self.summarizer.summary
-        by_year = self.facts.events_by_year
-        self._summaries = {
-            year: [(event_id, summary(event_id)) for event_id in by_year.get(year, ())]
-            for year in years
-        }
         # The largest years first: the last ones, done while the others finish, are short.
-        order = sorted(years, key=lambda year: -len(self._summaries[year]))
-        try:
-            answers = forked_map(self._year_values, order, workers=workers)
-        finally:
-            self._summaries = {}
+        by_year = self.facts.events_by_year
+        order = sorted(years, key=lambda year: -len(by_year.get(year, ())))
+        answers = forked_map(self._year_values, order, workers=workers)
         return dict(sorted(zip(order, answers, strict=True)))
 
     def _year_values(self, fiscal_year: int) -> dict[str, dict[str, Any]]:
-        """One fiscal year's values, with a ledger of that year's event summaries only."""
+        """One fiscal year's values, with a ledger of that year's events only."""
+        self.summarizer = Summarizer(self.facts, self.parameters)
         self.ledger = Ledger(self.parameters)
-        self.ledger.build(self._summaries[fiscal_year])
+        summary = self.summarizer.summary
+        events = self.facts.events_by_year.get(fiscal_year, ())
+        self.ledger.build((event_id, summary(event_id)) for event_id in events)
         return self.values(fiscal_year)
 
     def write_all(self, values: dict[int, dict[str, dict[str, Any]]]) -> None:
