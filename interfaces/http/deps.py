@@ -39,18 +39,23 @@ async def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-async def get_app(services: ServicesDep) -> Tsunagari:
-    return services.app
+async def get_app(request: Request) -> Tsunagari:
+    # From the request, not from ServicesDep: each dependency level FastAPI solves costs the
+    # event loop tens of microseconds on every request (bench/README.md).
+    app: Tsunagari = request.app.state.services.app
+    return app
 
 
 AppDep = Annotated[Tsunagari, Depends(get_app)]
 
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
 
 async def authenticate(
-    request: Request,
-    services: ServicesDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    request: Request, credentials: HTTPAuthorizationCredentials | None
 ) -> Principal:
+    """The token's principal, or 401. A plain coroutine called by ``Allow`` and
+    ``AllowCommand`` rather than a dependency of theirs: one level fewer to solve."""
     challenge = {"WWW-Authenticate": 'Bearer realm="tsunagari"'}
     if credentials is None:
         logger.info("authentication failed", reason="no bearer token", path=request.url.path)
@@ -61,11 +66,12 @@ async def authenticate(
             "Send an API token as 'Authorization: Bearer <token>'.",
             challenge,
         )
+    tokens = request.app.state.services.tokens
     # A token checked moments ago is answered from memory, on the event loop; otherwise the
     # store is asked from a worker thread, so a slow database never stalls the loop.
-    principal = services.tokens.recently_checked(credentials.credentials)
+    principal: Principal | None = tokens.recently_checked(credentials.credentials)
     if principal is None:
-        principal = await run_in_threadpool(services.tokens.authenticate, credentials.credentials)
+        principal = await run_in_threadpool(tokens.authenticate, credentials.credentials)
     if principal is None:
         # Never log the token itself: only that it failed, and where.
         logger.info(
@@ -98,7 +104,8 @@ class Allow:
     def __init__(self, roles: frozenset[Role]) -> None:
         self.roles = roles
 
-    async def __call__(self, principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    async def __call__(self, request: Request, credentials: Credentials) -> Principal:
+        principal = await authenticate(request, credentials)
         _ensure_role(principal, self.roles)
         return principal
 
@@ -121,7 +128,7 @@ class AllowCommand:
     async def __call__(
         self,
         request: Request,
-        principal: Annotated[Principal, Depends(authenticate)],
+        credentials: Credentials,
         x_desk_id: Annotated[
             str | None,
             Header(description="The desk or device recording this, kept with every event."),
@@ -134,6 +141,7 @@ class AllowCommand:
             ),
         ] = None,
     ) -> Actor:
+        principal = await authenticate(request, credentials)
         _ensure_role(principal, self.roles)
         if x_desk_id is not None and not _DESK_ID.match(x_desk_id):
             raise ApiError(
