@@ -4,6 +4,7 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Response
+from fastapi.concurrency import run_in_threadpool
 
 from application.views import OrganizationView
 from infrastructure.tokens import Principal
@@ -39,9 +40,9 @@ def register_organization(
 
 
 @router.get("/{organization_id}", responses=problem_responses(401, 403, 404, 422))
-def get_organization(
+async def get_organization(
     organization_id: UUID,
     app: AppDep,
     _: Annotated[Principal, Depends(Allow(READ_RECORDS))],
 ) -> OrganizationView:
-    return app.get_organization(organization_id)
+    return await run_in_threadpool(app.get_organization, organization_id)

@@ -4,6 +4,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Response
+from fastapi.concurrency import run_in_threadpool
 
 from application.personal_data import DisclosureView
 from application.views import ParticipantView
@@ -49,12 +50,12 @@ def register_participant(
 
 
 @router.get("/{participant_id}", responses=problem_responses(401, 403, 404, 422))
-def get_participant(
+async def get_participant(
     participant_id: UUID,
     app: AppDep,
     _: Annotated[Principal, Depends(Allow(FRONT_DESK))],
 ) -> ParticipantView:
-    return app.get_participant(participant_id)
+    return await run_in_threadpool(app.get_participant, participant_id)
 
 
 @router.post(

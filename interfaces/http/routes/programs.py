@@ -4,6 +4,7 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Response
+from fastapi.concurrency import run_in_threadpool
 
 from application.views import ProgramView
 from infrastructure.tokens import Principal
@@ -40,9 +41,9 @@ def launch_program(
 
 
 @router.get("/{program_id}", responses=problem_responses(401, 403, 404, 422))
-def get_program(
+async def get_program(
     program_id: UUID,
     app: AppDep,
     _: Annotated[Principal, Depends(Allow(READ_RECORDS))],
 ) -> ProgramView:
-    return app.get_program(program_id)
+    return await run_in_threadpool(app.get_program, program_id)
