@@ -9,7 +9,7 @@ again on fresh state, so a desk never sees the conflict.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
@@ -100,6 +100,16 @@ class Decision(Generic[V]):
     result: V
     created: bool
     aggregates: tuple[Aggregate, ...] = field(default=())
+
+
+def _project(aggregate: Any, domain_events: Iterable[Any]) -> Any:
+    """eventsourcing's ``project_aggregate`` without its ``isinstance`` check of every event
+    against a runtime-checkable Protocol: on Python 3.11 that check walks the protocol's
+    attributes each time, and it took a third of reconstructing a participant on the
+    check-in path. Every event read here comes from our own mapper, each with ``mutate``."""
+    for domain_event in domain_events:
+        aggregate = domain_event.mutate(aggregate)
+    return aggregate
 
 
 def utc_now() -> datetime:
@@ -694,7 +704,9 @@ class Tsunagari(Application[UUID]):
         aggregate: object = self._lent.get(aggregate_id) if read_only else None
         if aggregate is None:
             try:
-                aggregate = self.repository.get(aggregate_id, deepcopy_from_cache=not read_only)
+                aggregate = self.repository.get(
+                    aggregate_id, projector_func=_project, deepcopy_from_cache=not read_only
+                )
             except AggregateNotFoundError:
                 return None
             if read_only:
