@@ -16,9 +16,14 @@ from datetime import UTC, date, datetime
 from typing import Any, Generic, TypeVar
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import ApplicationRecorder, IntegrityError, JSONTranscoder
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    IntegrityError,
+    JSONTranscoder,
+    Recording,
+)
 from eventsourcing.utils import EnvType
 
 from application.errors import (
@@ -810,7 +815,7 @@ class Tsunagari(Application[UUID]):
                 for aggregate in decision.aggregates:
                     self._written.append(aggregate.id)
                     self._lent.pop(aggregate.id, None)
-                recordings = self.save(*decision.aggregates)
+                recordings = self._save_aggregates(decision.aggregates)
                 events = [recording.domain_event for recording in recordings]
                 for projection in self.inline_projections:
                     projection.process(events)
@@ -819,6 +824,20 @@ class Tsunagari(Application[UUID]):
             return Outcome(decision.result, decision.created)
 
         return attempt
+
+    def _save_aggregates(self, aggregates: tuple[Aggregate, ...]) -> list[Recording[UUID]]:
+        """``Application.save`` for a command's aggregates, step for step, without its
+        ``isinstance`` checks of each object against two runtime-checkable Protocols (slow on
+        Python 3.11, see ``_project``): these objects are our aggregates, never events."""
+        processing: ProcessingEvent[UUID] = ProcessingEvent()
+        for aggregate in aggregates:
+            processing.events.extend(aggregate.collect_events())
+            processing.aggregates[aggregate.id] = aggregate
+        recordings = self._record(processing)
+        self._take_snapshots(processing)
+        self._notify(recordings)
+        self.notify(processing.events)  # deprecated, and a no-op unless overridden, as in save
+        return recordings
 
     @staticmethod
     def _contention(command: str) -> TooMuchContention:
