@@ -163,7 +163,7 @@ class AllowCommand:
             idempotency = Idempotency(
                 scope=str(principal.token_id),
                 key=idempotency_key,
-                fingerprint=fingerprint(request.method, request.url.path, body),
+                fingerprint=fingerprint(request.method, _url_path(request), body),
             )
         provenance = Provenance(
             actor_id=str(principal.token_id),
@@ -172,6 +172,16 @@ class AllowCommand:
             request_id=getattr(request.state, "request_id", None),
         )
         return Actor(principal, provenance, idempotency)
+
+
+def _url_path(request: Request) -> str:
+    """``request.url.path`` without building the URL (parsing the Host header, joining and
+    splitting the URL): about 10 µs of every command. The two are the same string unless the
+    path holds a character the URL escapes; then the URL's, as fingerprints always used."""
+    path: str = request.scope["path"]
+    if "?" in path or "#" in path or "\\" in path:
+        return request.url.path
+    return path
 
 
 def fingerprint(method: str, path: str, body: bytes) -> str:
