@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import structlog
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.utils import deep_dict_update
 
 from application.app import Tsunagari
 from application.ports import Idempotency
@@ -125,22 +129,15 @@ class AllowCommand:
     def __init__(self, roles: frozenset[Role]) -> None:
         self.roles = roles
 
-    async def __call__(
-        self,
-        request: Request,
-        credentials: Credentials,
-        x_desk_id: Annotated[
-            str | None,
-            Header(description="The desk or device recording this, kept with every event."),
-        ] = None,
-        idempotency_key: Annotated[
-            str | None,
-            Header(
-                description="Retry-safe key: the same key with the same body replays the first "
-                "answer and has one effect; with another body it is refused (422)."
-            ),
-        ] = None,
-    ) -> Actor:
+    async def __call__(self, request: Request) -> Actor:
+        # The token and both headers are read here rather than declared as parameters for
+        # FastAPI to solve: every command paid ~50 µs of event-loop CPU for that (two header
+        # parameters and the bearer dependency). ApiRoute documents them in OpenAPI as
+        # FastAPI did (COMMAND_OPENAPI).
+        credentials = await bearer(request)
+        headers = request.headers
+        x_desk_id = headers.get("x-desk-id")
+        idempotency_key = headers.get("idempotency-key")
         principal = await authenticate(request, credentials)
         _ensure_role(principal, self.roles)
         if x_desk_id is not None and not _DESK_ID.match(x_desk_id):
@@ -172,6 +169,54 @@ class AllowCommand:
             request_id=getattr(request.state, "request_id", None),
         )
         return Actor(principal, provenance, idempotency)
+
+
+def _header_parameter(name: str, title: str, description: str) -> dict[str, Any]:
+    """An optional string header in OpenAPI, as FastAPI writes ``Header()`` parameters."""
+    schema = {"anyOf": [{"type": "string"}, {"type": "null"}], "description": description}
+    return {
+        "name": name,
+        "in": "header",
+        "required": False,
+        "schema": {**schema, "title": title},
+        "description": description,
+    }
+
+
+COMMAND_OPENAPI: dict[str, Any] = {
+    "security": [{"HTTPBearer": []}],
+    "parameters": [
+        _header_parameter(
+            "x-desk-id",
+            "X-Desk-Id",
+            "The desk or device recording this, kept with every event.",
+        ),
+        _header_parameter(
+            "idempotency-key",
+            "Idempotency-Key",
+            "Retry-safe key: the same key with the same body replays the first answer and "
+            "has one effect; with another body it is refused (422).",
+        ),
+    ],
+}
+"""What a command's operation says of the token and headers ``AllowCommand`` reads itself:
+the same security requirement and parameters FastAPI wrote when they were declared."""
+
+
+class ApiRoute(APIRoute):
+    """The routes of this API. A command's (a route depending on ``AllowCommand``) gets
+    COMMAND_OPENAPI added to its operation, after its path parameters as before."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        if not any(isinstance(sub.call, AllowCommand) for sub in self.dependant.dependencies):
+            return
+        extra = self.openapi_extra or {}
+        documented = {parameter.get("name") for parameter in extra.get("parameters", [])}
+        if "x-desk-id" not in documented:  # not already added (a route copied on inclusion)
+            merged = copy.deepcopy(COMMAND_OPENAPI)
+            deep_dict_update(merged, extra)
+            self.openapi_extra = merged
 
 
 def _url_path(request: Request) -> str:

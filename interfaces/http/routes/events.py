@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from application.views import AttendanceStatus, CheckInView, EventView, WalkInView
 from infrastructure.tokens import Principal
 from interfaces.http.access import FRONT_DESK, READ_RECORDS, SCHEDULING
-from interfaces.http.deps import Actor, Allow, AllowCommand, AppDep, ServicesDep
+from interfaces.http.deps import Actor, Allow, AllowCommand, ApiRoute, AppDep, ServicesDep
 from interfaces.http.problems import problem_responses
 from interfaces.http.routes.common import answer
 from interfaces.http.schemas import (
@@ -25,8 +25,8 @@ from interfaces.http.schemas import (
 )
 from projections.roster import walk_ins_by_band
 
-router = APIRouter(prefix="/events", tags=["events"])
-attendance = APIRouter(prefix="/events/{event_id}", tags=["attendance"])
+router = APIRouter(prefix="/events", tags=["events"], route_class=ApiRoute)
+attendance = APIRouter(prefix="/events/{event_id}", tags=["attendance"], route_class=ApiRoute)
 
 Reader = Annotated[Principal, Depends(Allow(READ_RECORDS))]
 Scheduler = Annotated[Actor, Depends(AllowCommand(SCHEDULING))]

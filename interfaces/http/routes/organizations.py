@@ -9,12 +9,12 @@ from fastapi.concurrency import run_in_threadpool
 from application.views import OrganizationView
 from infrastructure.tokens import Principal
 from interfaces.http.access import READ_RECORDS, SCHEDULING
-from interfaces.http.deps import Actor, Allow, AllowCommand, AppDep
+from interfaces.http.deps import Actor, Allow, AllowCommand, ApiRoute, AppDep
 from interfaces.http.problems import problem_responses
 from interfaces.http.routes.common import answer
 from interfaces.http.schemas import OrganizationIn
 
-router = APIRouter(prefix="/organizations", tags=["organizations"])
+router = APIRouter(prefix="/organizations", tags=["organizations"], route_class=ApiRoute)
 
 
 @router.post(

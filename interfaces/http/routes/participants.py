@@ -10,7 +10,7 @@ from application.personal_data import DisclosureView
 from application.views import ParticipantView
 from infrastructure.tokens import Principal
 from interfaces.http.access import ADMIN_ONLY, FRONT_DESK
-from interfaces.http.deps import Actor, Allow, AllowCommand, AppDep
+from interfaces.http.deps import Actor, Allow, AllowCommand, ApiRoute, AppDep
 from interfaces.http.problems import problem_responses
 from interfaces.http.routes.common import answer
 from interfaces.http.schemas import (
@@ -21,7 +21,7 @@ from interfaces.http.schemas import (
     SensitiveDataIn,
 )
 
-router = APIRouter(prefix="/participants", tags=["participants"])
+router = APIRouter(prefix="/participants", tags=["participants"], route_class=ApiRoute)
 
 
 @router.post(

@@ -9,12 +9,12 @@ from fastapi.concurrency import run_in_threadpool
 from application.views import ProgramView
 from infrastructure.tokens import Principal
 from interfaces.http.access import READ_RECORDS, SCHEDULING
-from interfaces.http.deps import Actor, Allow, AllowCommand, AppDep
+from interfaces.http.deps import Actor, Allow, AllowCommand, ApiRoute, AppDep
 from interfaces.http.problems import problem_responses
 from interfaces.http.routes.common import answer
 from interfaces.http.schemas import ProgramIn
 
-router = APIRouter(prefix="/programs", tags=["programs"])
+router = APIRouter(prefix="/programs", tags=["programs"], route_class=ApiRoute)
 
 
 @router.post(
