@@ -4,12 +4,19 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Response
-from fastapi.concurrency import run_in_threadpool
 
 from application.views import AttendanceStatus, CheckInView, EventView, WalkInView
 from infrastructure.tokens import Principal
 from interfaces.http.access import FRONT_DESK, READ_RECORDS, SCHEDULING
-from interfaces.http.deps import Actor, Allow, AllowCommand, ApiRoute, AppDep, ServicesDep
+from interfaces.http.deps import (
+    Actor,
+    Allow,
+    AllowCommand,
+    ApiRoute,
+    AppDep,
+    ServicesDep,
+    read_in_thread,
+)
 from interfaces.http.problems import problem_responses
 from interfaces.http.routes.common import answer
 from interfaces.http.schemas import (
@@ -55,10 +62,10 @@ def schedule_event(body: EventIn, response: Response, app: AppDep, actor: Schedu
 
 @router.get("/{event_id}", responses=problem_responses(401, 403, 404, 422))
 async def get_event(event_id: UUID, app: AppDep, _: Reader) -> EventView:
-    # A coroutine with the query in a worker thread: FastAPI runs a plain function route in
-    # the thread pool, then its response's validation in the pool again, two hops instead
+    # A coroutine with the query in a reader thread: FastAPI runs a plain function route in
+    # its thread pool, then its response's validation in the pool again, two hops instead
     # of one (the GETs of organisations, programmes and participants do the same).
-    return await run_in_threadpool(app.get_event, event_id)
+    return await read_in_thread(app.get_event, event_id)
 
 
 @router.post(
@@ -147,7 +154,7 @@ def list_check_ins(event_id: UUID, app: AppDep, services: ServicesDep, _: Reader
 
 @attendance.get("/check-ins/{participant_id}", responses=problem_responses(401, 403, 404, 422))
 async def get_check_in(event_id: UUID, participant_id: UUID, app: AppDep, _: Reader) -> CheckInView:
-    return await run_in_threadpool(app.get_check_in, event_id, participant_id)
+    return await read_in_thread(app.get_check_in, event_id, participant_id)
 
 
 @attendance.post(
@@ -212,7 +219,7 @@ def list_walk_ins(event_id: UUID, app: AppDep, services: ServicesDep, _: Reader)
 
 @attendance.get("/walk-ins/{tally_id}", responses=problem_responses(401, 403, 404, 422))
 async def get_walk_ins(event_id: UUID, tally_id: UUID, app: AppDep, _: Reader) -> WalkInView:
-    return await run_in_threadpool(app.get_walk_ins, event_id, tally_id)
+    return await read_in_thread(app.get_walk_ins, event_id, tally_id)
 
 
 @attendance.post(

@@ -4,12 +4,11 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Response
-from fastapi.concurrency import run_in_threadpool
 
 from application.views import OrganizationView
 from infrastructure.tokens import Principal
 from interfaces.http.access import READ_RECORDS, SCHEDULING
-from interfaces.http.deps import Actor, Allow, AllowCommand, ApiRoute, AppDep
+from interfaces.http.deps import Actor, Allow, AllowCommand, ApiRoute, AppDep, read_in_thread
 from interfaces.http.problems import problem_responses
 from interfaces.http.routes.common import answer
 from interfaces.http.schemas import OrganizationIn
@@ -45,4 +44,4 @@ async def get_organization(
     app: AppDep,
     _: Annotated[Principal, Depends(Allow(READ_RECORDS))],
 ) -> OrganizationView:
-    return await run_in_threadpool(app.get_organization, organization_id)
+    return await read_in_thread(app.get_organization, organization_id)

@@ -4,13 +4,12 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Response
-from fastapi.concurrency import run_in_threadpool
 
 from application.personal_data import DisclosureView
 from application.views import ParticipantView
 from infrastructure.tokens import Principal
 from interfaces.http.access import ADMIN_ONLY, FRONT_DESK
-from interfaces.http.deps import Actor, Allow, AllowCommand, ApiRoute, AppDep
+from interfaces.http.deps import Actor, Allow, AllowCommand, ApiRoute, AppDep, read_in_thread
 from interfaces.http.problems import problem_responses
 from interfaces.http.routes.common import answer
 from interfaces.http.schemas import (
@@ -55,7 +54,7 @@ async def get_participant(
     app: AppDep,
     _: Annotated[Principal, Depends(Allow(FRONT_DESK))],
 ) -> ParticipantView:
-    return await run_in_threadpool(app.get_participant, participant_id)
+    return await read_in_thread(app.get_participant, participant_id)
 
 
 @router.post(
