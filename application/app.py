@@ -514,10 +514,11 @@ class Tsunagari(Application[UUID]):
             participant = self._referenced(
                 Participant, participant_id, "participant", read_only=True
             )
-            attendance_id = Attendance.create_id(event_id, participant_id)
             # A closed event still answers a retried check-in with 200: look before refusing.
             must_look = looked or not event.takes_attendance
-            attendance = self._find(Attendance, attendance_id) if must_look else None
+            attendance = None
+            if must_look:  # the id is a uuid5 hash: worked out only when looked up
+                attendance = self._find(Attendance, Attendance.create_id(event_id, participant_id))
             looked = True
             if attendance is None:
                 attendance = Attendance.check_in(
