@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import copy
+import functools
 import hashlib
 import json
 import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import structlog
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.utils import deep_dict_update
 
 from application.app import Tsunagari
 from application.ports import Idempotency
@@ -23,6 +31,9 @@ from interfaces.http.problems import ApiError
 logger = structlog.get_logger("tsunagari.http")
 _PRINTABLE = re.compile(r"^[\x21-\x7e]{1,255}$")
 _DESK_ID = re.compile(r"^[\x21-\x7e]{1,64}$")
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -39,18 +50,23 @@ async def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-async def get_app(services: ServicesDep) -> Tsunagari:
-    return services.app
+async def get_app(request: Request) -> Tsunagari:
+    # From the request, not from ServicesDep: each dependency level FastAPI solves costs the
+    # event loop tens of microseconds on every request (bench/README.md).
+    app: Tsunagari = request.app.state.services.app
+    return app
 
 
 AppDep = Annotated[Tsunagari, Depends(get_app)]
 
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
 
 async def authenticate(
-    request: Request,
-    services: ServicesDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    request: Request, credentials: HTTPAuthorizationCredentials | None
 ) -> Principal:
+    """The token's principal, or 401. A plain coroutine called by ``Allow`` and
+    ``AllowCommand`` rather than a dependency of theirs: one level fewer to solve."""
     challenge = {"WWW-Authenticate": 'Bearer realm="tsunagari"'}
     if credentials is None:
         logger.info("authentication failed", reason="no bearer token", path=request.url.path)
@@ -61,11 +77,12 @@ async def authenticate(
             "Send an API token as 'Authorization: Bearer <token>'.",
             challenge,
         )
+    tokens = request.app.state.services.tokens
     # A token checked moments ago is answered from memory, on the event loop; otherwise the
     # store is asked from a worker thread, so a slow database never stalls the loop.
-    principal = services.tokens.recently_checked(credentials.credentials)
+    principal: Principal | None = tokens.recently_checked(credentials.credentials)
     if principal is None:
-        principal = await run_in_threadpool(services.tokens.authenticate, credentials.credentials)
+        principal = await run_in_threadpool(tokens.authenticate, credentials.credentials)
     if principal is None:
         # Never log the token itself: only that it failed, and where.
         logger.info(
@@ -79,6 +96,20 @@ async def authenticate(
             challenge,
         )
     return principal
+
+
+_READERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tsunagari-read")
+"""Threads for the reads of one aggregate (GET /events/{id} and the like). Four rather than
+the 40 of the framework's pool: 16 desks' reads in 16 threads spent their time handing the
+interpreter to each other (GET /events/{id} ~15 % faster on SQLite, bench/README.md)."""
+
+
+async def read_in_thread(read: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """``read(*args, **kwargs)`` in a reader thread, with this request's context (its log
+    lines keep the request id), so the store is never waited for on the event loop."""
+    context = contextvars.copy_context()
+    call = functools.partial(context.run, read, *args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(_READERS, call)
 
 
 def _ensure_role(principal: Principal, roles: frozenset[Role]) -> None:
@@ -98,7 +129,8 @@ class Allow:
     def __init__(self, roles: frozenset[Role]) -> None:
         self.roles = roles
 
-    async def __call__(self, principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    async def __call__(self, request: Request, credentials: Credentials) -> Principal:
+        principal = await authenticate(request, credentials)
         _ensure_role(principal, self.roles)
         return principal
 
@@ -118,22 +150,16 @@ class AllowCommand:
     def __init__(self, roles: frozenset[Role]) -> None:
         self.roles = roles
 
-    async def __call__(
-        self,
-        request: Request,
-        principal: Annotated[Principal, Depends(authenticate)],
-        x_desk_id: Annotated[
-            str | None,
-            Header(description="The desk or device recording this, kept with every event."),
-        ] = None,
-        idempotency_key: Annotated[
-            str | None,
-            Header(
-                description="Retry-safe key: the same key with the same body replays the first "
-                "answer and has one effect; with another body it is refused (422)."
-            ),
-        ] = None,
-    ) -> Actor:
+    async def __call__(self, request: Request) -> Actor:
+        # The token and both headers are read here rather than declared as parameters for
+        # FastAPI to solve: every command paid ~50 µs of event-loop CPU for that (two header
+        # parameters and the bearer dependency). ApiRoute documents them in OpenAPI as
+        # FastAPI did (COMMAND_OPENAPI).
+        credentials = await bearer(request)
+        headers = request.headers
+        x_desk_id = headers.get("x-desk-id")
+        idempotency_key = headers.get("idempotency-key")
+        principal = await authenticate(request, credentials)
         _ensure_role(principal, self.roles)
         if x_desk_id is not None and not _DESK_ID.match(x_desk_id):
             raise ApiError(
@@ -155,7 +181,7 @@ class AllowCommand:
             idempotency = Idempotency(
                 scope=str(principal.token_id),
                 key=idempotency_key,
-                fingerprint=fingerprint(request.method, request.url.path, body),
+                fingerprint=fingerprint(request.method, _url_path(request), body),
             )
         provenance = Provenance(
             actor_id=str(principal.token_id),
@@ -164,6 +190,64 @@ class AllowCommand:
             request_id=getattr(request.state, "request_id", None),
         )
         return Actor(principal, provenance, idempotency)
+
+
+def _header_parameter(name: str, title: str, description: str) -> dict[str, Any]:
+    """An optional string header in OpenAPI, as FastAPI writes ``Header()`` parameters."""
+    schema = {"anyOf": [{"type": "string"}, {"type": "null"}], "description": description}
+    return {
+        "name": name,
+        "in": "header",
+        "required": False,
+        "schema": {**schema, "title": title},
+        "description": description,
+    }
+
+
+COMMAND_OPENAPI: dict[str, Any] = {
+    "security": [{"HTTPBearer": []}],
+    "parameters": [
+        _header_parameter(
+            "x-desk-id",
+            "X-Desk-Id",
+            "The desk or device recording this, kept with every event.",
+        ),
+        _header_parameter(
+            "idempotency-key",
+            "Idempotency-Key",
+            "Retry-safe key: the same key with the same body replays the first answer and "
+            "has one effect; with another body it is refused (422).",
+        ),
+    ],
+}
+"""What a command's operation says of the token and headers ``AllowCommand`` reads itself:
+the same security requirement and parameters FastAPI wrote when they were declared."""
+
+
+class ApiRoute(APIRoute):
+    """The routes of this API. A command's (a route depending on ``AllowCommand``) gets
+    COMMAND_OPENAPI added to its operation, after its path parameters as before."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        if not any(isinstance(sub.call, AllowCommand) for sub in self.dependant.dependencies):
+            return
+        extra = self.openapi_extra or {}
+        documented = {parameter.get("name") for parameter in extra.get("parameters", [])}
+        if "x-desk-id" not in documented:  # not already added (a route copied on inclusion)
+            merged = copy.deepcopy(COMMAND_OPENAPI)
+            deep_dict_update(merged, extra)
+            self.openapi_extra = merged
+
+
+def _url_path(request: Request) -> str:
+    """``request.url.path`` without building the URL (parsing the Host header, joining and
+    splitting the URL): about 10 µs of every command. The two are the same string unless the
+    path holds a character the URL escapes; then the URL's, as fingerprints always used."""
+    path: str = request.scope["path"]
+    if "?" in path or "#" in path or "\\" in path:
+        return request.url.path
+    return path
 
 
 def fingerprint(method: str, path: str, body: bytes) -> str:

@@ -44,6 +44,64 @@ def test_malformed_json_gets_400_and_nothing_is_written(
     assert services.app.recorder.max_notification_id() == before
 
 
+@pytest.mark.parametrize(
+    ("header", "value", "named"),
+    [
+        ("X-Desk-Id", "d" * 65, "X-Desk-Id"),
+        ("x-desk-id", "tablet 2", "X-Desk-Id"),
+        ("Idempotency-Key", "k" * 256, "Idempotency-Key"),
+        ("idempotency-key", "retry 1", "Idempotency-Key"),
+    ],
+)
+def test_a_bad_desk_id_or_idempotency_key_gets_400_and_nothing_is_written(
+    api: Api, services: Services, make_ids: IdMaker, header: str, value: str, named: str
+) -> None:
+    ids = make_ids()
+    before = services.app.recorder.max_notification_id()
+    answer = api.client.post(
+        f"/events/{ids['event']}/check-ins",
+        json={"participant_id": ids["participant0"]},
+        headers=api.headers(Role.DESK, **{header: value}),
+    )
+    _is_problem(answer, 400, "/problems/bad-header")
+    assert named in answer.json()["detail"]
+    assert services.app.recorder.max_notification_id() == before
+    # Who may not check in at all is told so first, whatever the headers.
+    refused = api.client.post(
+        f"/events/{ids['event']}/check-ins",
+        json={"participant_id": ids["participant0"]},
+        headers=api.headers(Role.EVALUATOR, **{header: value}),
+    )
+    _is_problem(refused, 403, "/problems/forbidden")
+
+
+def test_the_api_docs_show_each_command_s_token_desk_and_idempotency_headers(api: Api) -> None:
+    spec = api.client.get("/openapi.json").json()
+    scheme = spec["components"]["securitySchemes"]["HTTPBearer"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    assert "tsunagari token create" in scheme["description"]
+    commands = 0
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            headers = [p["name"] for p in operation.get("parameters", []) if p["in"] == "header"]
+            if path == "/health":
+                assert "security" not in operation
+                continue
+            assert operation["security"] == [{"HTTPBearer": []}], (method, path)
+            if method == "post":
+                commands += 1
+                assert headers == ["x-desk-id", "idempotency-key"], (method, path)
+                # After the path's own parameters, as a client generator lists them.
+                kinds = [p["in"] for p in operation["parameters"]]
+                assert kinds == sorted(kinds, key=lambda kind: kind != "path"), (method, path)
+                key = operation["parameters"][-1]
+                assert key["required"] is False
+                assert "replays the first answer" in key["description"]
+            else:
+                assert headers == [], (method, path)
+    assert commands >= 15
+
+
 def test_a_body_that_is_not_json_gets_415(api: Api, make_ids: IdMaker) -> None:
     ids = make_ids()
     answer = api.client.post(

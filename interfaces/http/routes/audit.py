@@ -12,10 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from application.audit import DEFAULT_LIMIT, MAX_LIMIT, LogQuery
 from infrastructure.tokens import Principal
 from interfaces.http.access import AUDIT
-from interfaces.http.deps import Allow, ServicesDep
+from interfaces.http.deps import Allow, ApiRoute, ServicesDep
 from interfaces.http.problems import problem_responses
 
-router = APIRouter(prefix="/audit", tags=["audit"])
+router = APIRouter(prefix="/audit", tags=["audit"], route_class=ApiRoute)
 Auditor = Annotated[Principal, Depends(Allow(AUDIT))]
 
 

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from interfaces.http.deps import ApiRoute
 from interfaces.http.schemas import HealthOut
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=ApiRoute)
 
 
 @router.get("/health")

@@ -11,12 +11,12 @@ from starlette.responses import Response
 from domain.programs import Policy
 from infrastructure.tokens import Principal
 from interfaces.http.access import READ_INDICATORS
-from interfaces.http.deps import Allow, ServicesDep
+from interfaces.http.deps import Allow, ApiRoute, ServicesDep
 from interfaces.http.problems import problem_responses
 from projections.indicators.export import csv_filename, indicators_csv
 from projections.indicators.model import Scope
 
-router = APIRouter(prefix="/indicators", tags=["indicators"])
+router = APIRouter(prefix="/indicators", tags=["indicators"], route_class=ApiRoute)
 Evaluator = Annotated[Principal, Depends(Allow(READ_INDICATORS))]
 
 
@@ -104,7 +104,7 @@ def get_progress(
 
 
 # CSV for spreadsheets: its own router, since the path is not under the "/indicators" prefix.
-csv_router = APIRouter(tags=["indicators"])
+csv_router = APIRouter(tags=["indicators"], route_class=ApiRoute)
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 
 

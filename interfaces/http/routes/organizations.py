@@ -8,12 +8,12 @@ from fastapi import APIRouter, Depends, Response
 from application.views import OrganizationView
 from infrastructure.tokens import Principal
 from interfaces.http.access import READ_RECORDS, SCHEDULING
-from interfaces.http.deps import Actor, Allow, AllowCommand, AppDep
+from interfaces.http.deps import Actor, Allow, AllowCommand, ApiRoute, AppDep, read_in_thread
 from interfaces.http.problems import problem_responses
 from interfaces.http.routes.common import answer
 from interfaces.http.schemas import OrganizationIn
 
-router = APIRouter(prefix="/organizations", tags=["organizations"])
+router = APIRouter(prefix="/organizations", tags=["organizations"], route_class=ApiRoute)
 
 
 @router.post(
@@ -39,9 +39,9 @@ def register_organization(
 
 
 @router.get("/{organization_id}", responses=problem_responses(401, 403, 404, 422))
-def get_organization(
+async def get_organization(
     organization_id: UUID,
     app: AppDep,
     _: Annotated[Principal, Depends(Allow(READ_RECORDS))],
 ) -> OrganizationView:
-    return app.get_organization(organization_id)
+    return await read_in_thread(app.get_organization, organization_id)

@@ -9,7 +9,7 @@ from application.personal_data import DisclosureView
 from application.views import ParticipantView
 from infrastructure.tokens import Principal
 from interfaces.http.access import ADMIN_ONLY, FRONT_DESK
-from interfaces.http.deps import Actor, Allow, AllowCommand, AppDep
+from interfaces.http.deps import Actor, Allow, AllowCommand, ApiRoute, AppDep, read_in_thread
 from interfaces.http.problems import problem_responses
 from interfaces.http.routes.common import answer
 from interfaces.http.schemas import (
@@ -20,7 +20,7 @@ from interfaces.http.schemas import (
     SensitiveDataIn,
 )
 
-router = APIRouter(prefix="/participants", tags=["participants"])
+router = APIRouter(prefix="/participants", tags=["participants"], route_class=ApiRoute)
 
 
 @router.post(
@@ -49,12 +49,12 @@ def register_participant(
 
 
 @router.get("/{participant_id}", responses=problem_responses(401, 403, 404, 422))
-def get_participant(
+async def get_participant(
     participant_id: UUID,
     app: AppDep,
     _: Annotated[Principal, Depends(Allow(FRONT_DESK))],
 ) -> ParticipantView:
-    return app.get_participant(participant_id)
+    return await read_in_thread(app.get_participant, participant_id)
 
 
 @router.post(

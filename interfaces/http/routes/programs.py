@@ -8,12 +8,12 @@ from fastapi import APIRouter, Depends, Response
 from application.views import ProgramView
 from infrastructure.tokens import Principal
 from interfaces.http.access import READ_RECORDS, SCHEDULING
-from interfaces.http.deps import Actor, Allow, AllowCommand, AppDep
+from interfaces.http.deps import Actor, Allow, AllowCommand, ApiRoute, AppDep, read_in_thread
 from interfaces.http.problems import problem_responses
 from interfaces.http.routes.common import answer
 from interfaces.http.schemas import ProgramIn
 
-router = APIRouter(prefix="/programs", tags=["programs"])
+router = APIRouter(prefix="/programs", tags=["programs"], route_class=ApiRoute)
 
 
 @router.post(
@@ -40,9 +40,9 @@ def launch_program(
 
 
 @router.get("/{program_id}", responses=problem_responses(401, 403, 404, 422))
-def get_program(
+async def get_program(
     program_id: UUID,
     app: AppDep,
     _: Annotated[Principal, Depends(Allow(READ_RECORDS))],
 ) -> ProgramView:
-    return app.get_program(program_id)
+    return await read_in_thread(app.get_program, program_id)
