@@ -50,7 +50,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             # Asked first: at WARNING, a busy server's level, nothing is built for the line.
-            if logger.isEnabledFor(logging.INFO):
+            if logger.is_enabled_for(logging.INFO):
                 logger.info(
                     "request",
                     method=scope["method"],

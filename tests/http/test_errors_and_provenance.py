@@ -7,11 +7,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import structlog
+import structlog.testing
 
 from domain.provenance import Role
 from infrastructure.logging import configure_logging
 from infrastructure.settings import LogFormat, Settings
 from interfaces.bootstrap import Services
+from interfaces.http import middleware
 from tests.support import Api
 
 IdMaker = Callable[..., dict[str, str]]
@@ -214,6 +217,25 @@ def test_request_logs_are_json_lines_carrying_the_request_id_but_never_the_token
     assert failed
     assert failed[0]["request_id"] == refused.headers["X-Request-Id"]
     assert "tsu_secret" not in json.dumps(lines)
+
+
+def test_requests_are_logged_under_structlog_s_own_defaults_too(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before ``configure_logging`` (tests, an embedding application), structlog's default
+    logger has no ``isEnabledFor``: asking it once made every request end in an error."""
+    # A logger of the same name, not yet bound: the module's may be fixed to the stdlib one.
+    monkeypatch.setattr(middleware, "logger", structlog.get_logger("tsunagari.http"))
+    configured = structlog.get_config()
+    structlog.reset_defaults()
+    try:
+        with structlog.testing.capture_logs() as logs:
+            answer = api.client.get("/health")
+    finally:
+        structlog.configure(**configured)
+    assert answer.status_code == 200
+    assert [(line["event"], line["status"]) for line in logs] == [("request", 200)]
+    assert logs[0]["path"] == "/health"
 
 
 @pytest.mark.parametrize("log_format", [LogFormat.JSON, LogFormat.CONSOLE])
