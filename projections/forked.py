@@ -4,9 +4,9 @@ A rebuild is pure Python under one interpreter lock. Two of its parts can run el
 
 - ``forked_iter``: decoding the stored events (reading rows, matching and parsing JSON) in
   processes that stream the decoded pages while the rebuild applies the previous one;
-- ``forked_map``: the last step, computing every fiscal year's indicators from the event
-  summaries, a year per child while this process takes others: a forked child starts with
-  them already in memory (copy-on-write).
+- ``forked_map``: the last step, computing every fiscal year's indicators from the facts, a
+  year per child while this process takes others: a forked child starts with the facts
+  already in memory (copy-on-write).
 
 The standard library's process pools would do the same with more machinery (workers, queues,
 feeder threads), and their ``fork`` start method is what this does; so this stays a few lines
