@@ -62,14 +62,17 @@ def test_forked_map_works_here_while_every_child_is_busy(tmp_path: Path) -> None
 
 
 def test_a_child_that_has_finished_makes_room_for_the_next_item(tmp_path: Path) -> None:
-    marker = tmp_path / "item 0 was done"
+    started_here = tmp_path / "item 1 started here"
+    child_pid = tmp_path / "item 0 is done, by this pid"
 
     def item(n: int) -> tuple[int, int]:
         if n == 0:
-            marker.touch()
+            wait_for(started_here)  # busy until item 1 is under way here
+            child_pid.write_text(str(os.getpid()))
         if n == 1:
-            wait_for(marker)  # here, while the child answers item 0
-            time.sleep(0.2)
+            started_here.touch()
+            wait_for(child_pid)
+            wait_for_exit(int(child_pid.read_text()))  # its answer is in the pipe
         return n * n, os.getpid()
 
     answers = forked_map(item, range(3), workers=2)
@@ -77,6 +80,14 @@ def test_a_child_that_has_finished_makes_room_for_the_next_item(tmp_path: Path) 
     first, here, then = (pid for _, pid in answers)
     assert here == os.getpid()
     assert len({first, here, then}) == 3  # item 2 went to a child of its own
+
+
+def wait_for_exit(pid: int) -> None:
+    """Until a child of this process has exited (it stays a zombie until joined)."""
+    deadline = time.monotonic() + 20
+    while Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline, f"child {pid} never exited"
+        time.sleep(0.01)
 
 
 def test_one_worker_is_this_process_alone() -> None:
