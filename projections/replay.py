@@ -57,9 +57,9 @@ def replay(
 ) -> ReplayResult | None:
     """Rebuild into a fresh generation and switch to it; None when stopped early (tests).
 
-    ``workers``: forked processes that read and decode the log, and that compute the fiscal
-    years' values at the end (default: one per core, at most ``MAX_WORKERS``; 1: everything in
-    this process)."""
+    ``workers``: forked processes that read and decode the log, and processes (this one and
+    forked children) that compute the fiscal years' values at the end (default: one per core,
+    at most ``MAX_WORKERS``; 1: everything in this process)."""
     datastore = read_model.datastore
     with datastore.transaction(commit=True) as session:
         state = read_model.control.read(session)
