@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import threading
+import weakref
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
@@ -340,6 +341,14 @@ def application_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+_LISTENED: weakref.WeakSet[Any] = weakref.WeakSet()
+"""The session makers ``write_deferred`` listens on. Not ``event.contains``: SQLAlchemy's
+registry keys a listener by the id() of its target and keeps the key after the target is gone,
+so a new maker at a freed one's address looked listened already, and every row deferred in
+that store was silently never written (answered 201, missing from the roster). A weak set
+forgets a maker when it goes, before its address can be reused."""
+
+
 class Datastore:
     """Typed face of eventsourcing-sqlalchemy's datastore, shared by every side table.
 
@@ -357,8 +366,9 @@ class Datastore:
         self.metadata = MetaData(schema=schema)
         maker = getattr(datastore, "session_maker", None)
         self._deferring = maker is not None
-        if maker is not None and not event.contains(maker, "before_commit", write_deferred):
+        if maker is not None and maker not in _LISTENED:
             event.listen(maker, "before_commit", write_deferred)
+            _LISTENED.add(maker)
 
     def transaction(self, *, commit: bool) -> AbstractContextManager[Any]:
         """A transaction; inside another one it joins it."""

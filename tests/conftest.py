@@ -6,10 +6,12 @@ TSUNAGARI_REQUIRE_POSTGRES=1 (as in .ci/run) they fail instead.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from fastapi.testclient import TestClient
 
 from domain.provenance import Role
@@ -18,6 +20,22 @@ from interfaces.bootstrap import Services, build_services
 from interfaces.http.app import create_app
 from projections.follower import Follower
 from tests.support import Api, Clock, PostgresSchema, postgres_settings
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """Undo a test's ``configure_logging``: its handler writes to that test's captured stderr,
+    which pytest closes, and every later log line then failed with "I/O operation on closed
+    file"."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    configured = structlog.get_config()
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        structlog.configure(**configured)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -1,0 +1,62 @@
+"""Side rows (the roster, idempotency answers) are written with the events of every store a
+process opens, however many it opened and closed before.
+
+They are written when the transaction commits, by a listener on the store's SQLAlchemy
+session maker. SQLAlchemy's event registry keys a listener by the id() of its target and keeps
+the key after the target is gone, so asking it whether a new maker was listened to answered yes
+when the maker took the address of a closed store's. Then that store's check-ins and walk-ins
+were answered 201 and never reached the roster, and idempotency answers were lost: a CI flake,
+since CPython reuses a freed object's address only when nothing else took it first.
+"""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, Table, create_engine, func, insert, select
+from sqlalchemy.orm import sessionmaker
+
+from infrastructure.persistence import Datastore
+
+
+def test_rows_deferred_in_a_store_whose_maker_took_a_closed_store_s_address_are_written(
+    tmp_path: Path,
+) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path}/side.sqlite3")
+    table = Table("side_rows", MetaData(), Column("n", Integer, primary_key=True))
+    table.metadata.create_all(engine)
+
+    maker = _maker_at_a_closed_store_s_address(engine)
+    if maker is None:
+        pytest.skip("this interpreter never reused a closed store's session maker's address")
+
+    store = _store(engine, maker)
+    with maker() as session, session.begin():
+        store.defer(session, insert(table), [{"n": 1}, {"n": 2}])
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(table)).scalar() == 2
+
+
+def _store(engine: Any, maker: Any) -> Datastore:
+    """A Datastore over this engine and maker, as over eventsourcing-sqlalchemy's recorder."""
+    recorder: Any = SimpleNamespace(datastore=SimpleNamespace(engine=engine, session_maker=maker))
+    return Datastore(recorder, schema=None)
+
+
+def _maker_at_a_closed_store_s_address(engine: Any) -> Any:
+    """Stores opened and closed in turn, until a new one's maker takes a closed one's address
+    (CPython hands freed memory to the next object of its size, unless another took it)."""
+    closed: set[int] = set()
+    for _ in range(500):
+        maker = sessionmaker(bind=engine)
+        if id(maker) in closed:
+            return maker
+        closed.add(id(maker))
+        _store(engine, maker)
+        del maker
+        gc.collect()
+    return None
