@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 
 from infrastructure.settings import ProjectionsMode, Settings
 from interfaces.bootstrap import Services, build_services
+from interfaces.http.direct import DirectCheckIn
 from interfaces.http.middleware import RequestBodyMiddleware, RequestContextMiddleware
 from interfaces.http.problems import install_problem_handlers
 from interfaces.http.routes import (
@@ -64,7 +65,12 @@ def operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    services: Services | None = None,
+    direct_check_in: bool = True,
+) -> FastAPI:
     """The HTTP app; builds its services at startup unless given ready-made ones (tests)."""
     settings = services.settings if services is not None else (settings or Settings())
 
@@ -106,6 +112,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     for module in (events, organizations, programs, participants, indicators, audit):
         app.include_router(module.router)
     app.include_router(indicators.csv_router)
+    if direct_check_in:  # innermost: after the body's size and type are checked
+        app.add_middleware(DirectCheckIn)
     app.add_middleware(RequestBodyMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     return app
