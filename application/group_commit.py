@@ -35,13 +35,18 @@ class _Refused(Exception):
     """Rolls back the transaction of a unit that refused."""
 
 
+_NEVER_WAITED = threading.Event()
+
+
 class _Unit(Generic[T]):
     __slots__ = ("answered", "error", "future", "result", "wake", "work")
 
     def __init__(self, work: Callable[[], T], future: asyncio.Future[None] | None = None) -> None:
         self.work = work
         self.future = future  # set for callers on an event loop, who wait there
-        self.wake = threading.Event()
+        # A thread caller waits on its own event; one on an event loop on its future (an
+        # Event and its Condition cost a check-in's event loop a few µs for nothing).
+        self.wake = threading.Event() if future is None else _NEVER_WAITED
         self.answered = False
         self.result: T | None = None
         self.error: BaseException | None = None

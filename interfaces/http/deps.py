@@ -253,7 +253,17 @@ def _url_path(request: Request) -> str:
 def fingerprint(method: str, path: str, body: bytes) -> str:
     """Same request, same fingerprint, whatever the JSON's key order or spacing."""
     try:
-        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
+        parsed = json.loads(body)
     except ValueError:
-        canonical = body
+        return _fingerprint(method, path, body)
+    return fingerprint_of_json(method, path, parsed)
+
+
+def fingerprint_of_json(method: str, path: str, parsed: object) -> str:
+    """``fingerprint`` of a body already parsed from JSON."""
+    canonical = json.dumps(parsed, sort_keys=True, separators=(",", ":")).encode()
+    return _fingerprint(method, path, canonical)
+
+
+def _fingerprint(method: str, path: str, canonical: bytes) -> str:
     return hashlib.sha256(f"{method} {path}\n".encode() + canonical).hexdigest()

@@ -31,7 +31,7 @@ from application.ports import Idempotency
 from application.views import CheckInView
 from domain.provenance import Provenance
 from interfaces.http.access import FRONT_DESK
-from interfaces.http.deps import _DESK_ID, _PRINTABLE, fingerprint
+from interfaces.http.deps import _DESK_ID, _PRINTABLE, fingerprint_of_json
 
 _HEX = "[0-9a-fA-F]"
 _UUID = f"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}"
@@ -137,7 +137,7 @@ def _accept(scope: Scope, event_id: str, body: bytes) -> _Command | None:
         idempotency = Idempotency(
             scope=scope_id,
             key=idempotency_key,
-            fingerprint=fingerprint("POST", scope["path"], body),
+            fingerprint=fingerprint_of_json("POST", scope["path"], data),
         )
     provenance = Provenance(
         actor_id=scope_id,
