@@ -60,6 +60,9 @@ class Result:
     latencies: list[float]  # seconds, sorted
     bench_cpu: float  # CPU seconds of this process (the client, or the app in-process)
     server_cpu: float | None = None  # CPU seconds of the server process
+    # The server's CPU seconds by where they went: its event loop (the main thread), its
+    # other threads (the group-commit writer, readers), its child processes (projections).
+    server_split: tuple[float, float, float] | None = None
 
     @property
     def rate(self) -> float:
@@ -218,6 +221,22 @@ def cpu_of(pid: int) -> float:
     return seconds + sum(map(cpu_of, children_of(pid)))
 
 
+def cpu_split(pid: int) -> tuple[float, float, float]:
+    """CPU seconds so far of a process's main thread, of its other threads, and of its live
+    children (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    loop = others = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with suppress(FileNotFoundError):  # a thread that just ended
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            seconds = (int(fields[11]) + int(fields[12])) / tick
+            if task.name == str(pid):
+                loop += seconds
+            else:
+                others += seconds
+    return loop, others, sum(map(cpu_of, children_of(pid)))
+
+
 def children_of(pid: int) -> list[int]:
     """A live process's children (Linux /proc: each is listed under the thread that started it)."""
     children: list[int] = []
@@ -259,10 +278,11 @@ class Bench:
         port, pid = server
         per_desk = [requests[d :: self.desks] for d in range(self.desks)]
         expect = 201 if requests[0].startswith(b"POST") else 200
-        cpu, server_cpu = time.process_time(), cpu_of(pid)
+        cpu, split = time.process_time(), cpu_split(pid)
         seconds, latencies = asyncio.run(drive(port, per_desk, expect))
-        cpu, server_cpu = time.process_time() - cpu, cpu_of(pid) - server_cpu
-        return Result(self.store, what, seconds, latencies, cpu, server_cpu)
+        cpu, after = time.process_time() - cpu, cpu_split(pid)
+        spent = (after[0] - split[0], after[1] - split[1], after[2] - split[2])
+        return Result(self.store, what, seconds, latencies, cpu, sum(spent), spent)
 
     def check_ins(self, seed: Seed, people: list[UUID], tag: str) -> list[bytes]:
         """Check-ins as desks send them: token, X-Desk-Id, an Idempotency-Key, a new person."""
@@ -374,6 +394,17 @@ def main() -> None:
     print(f"\n{head} {'bench CPU':>9} {'server CPU':>10}")
     print("\n".join(result.row() for rows in results.values() for result in rows))
     print("CPU time / wall time, 100% = one core; bench = this process (the client, or the app).")
+    print(f"\n{'server CPU per request, µs':<33} {'event loop':>10} {'threads':>8} {'children':>8}")
+    for rows in results.values():
+        for result in rows:
+            if result.server_split is not None:
+                loop, threads, children = (
+                    x / len(result.latencies) * 1e6 for x in result.server_split
+                )
+                name = f"{result.store:<10} {result.what:<22}"
+                print(f"{name} {loop:>10.0f} {threads:>8.0f} {children:>8.0f}")
+    print("threads: the server's other threads (the group-commit writer, readers); children: the")
+    print("projection worker. The loop and the threads share one interpreter lock.")
     ratio = f"{'HTTP/direct':>13}"
     print(
         f"\n{'':<10} {'HTTP/health':<15} {'HTTP p99 ms':<16} {ratio} {ratio} {'GET id/health':>13}"
