@@ -9,7 +9,8 @@ FastAPI nor Starlette have a cheaper way to answer one route, hence this small A
 It answers only a check-in that passes, as it stands, every check the route makes: the path's
 event id and the body's participant id in canonical UUID form, a token the server checked
 moments ago (``TokenStore.recently_checked``) with a front-desk role, a valid X-Desk-Id and
-Idempotency-Key, each header at most once, and a body of exactly ``{"participant_id": ...}``.
+Idempotency-Key, each of these headers and Content-Type at most once, Content-Type
+``application/json``, and a body of exactly ``{"participant_id": ...}``.
 Anything else goes on, untouched, to FastAPI's route, which stays the documented operation
 (OpenAPI) and gives every refusal of the request itself (400, 401, 403, 422) as before. The
 command's own errors (404, 409, 503, ...) are answered by the app's exception handlers, as the
@@ -37,7 +38,7 @@ _HEX = "[0-9a-fA-F]"
 _UUID = f"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}"
 _PATH = re.compile(f"/events/({_UUID})/check-ins")
 _CANONICAL_UUID = re.compile(_UUID)
-_HEADERS = (b"authorization", b"x-desk-id", b"idempotency-key")
+_HEADERS = (b"authorization", b"x-desk-id", b"idempotency-key", b"content-type")
 _VIEW: TypeAdapter[CheckInView] = TypeAdapter(CheckInView)
 _JSON = (b"content-type", b"application/json")
 
@@ -118,9 +119,12 @@ def _accept(scope: Scope, event_id: str, body: bytes) -> _Command | None:
     desk = None if desk_id is None else desk_id.decode("latin-1")
     if desk is not None and not _DESK_ID.match(desk):
         return None
+    content_type = found.get(b"content-type", b"").split(b";")[0].strip().lower()
+    if content_type != b"application/json":
+        return None  # FastAPI reads other types its own way (some as JSON, some not)
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # the route answers 400 for what will not parse
         return None
     if type(data) is not dict or len(data) != 1:
         return None

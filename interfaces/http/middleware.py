@@ -72,7 +72,7 @@ class RequestBodyMiddleware:
         if scope["type"] != "http" or scope["method"] in {"GET", "HEAD", "OPTIONS"}:
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
+        declared = _first(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._refuse(scope, send)
             return
@@ -92,7 +92,7 @@ class RequestBodyMiddleware:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        content_type = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")
+        content_type = (_first(scope, b"content-type") or b"").decode("latin-1")
         media_type = content_type.split(";")[0].strip().lower()
         if body and not (media_type == "application/json" or media_type.endswith("+json")):
             response = problem_response(
@@ -128,6 +128,14 @@ class RequestBodyMiddleware:
             request_id=scope.get("state", {}).get("request_id"),
         )
         await response(scope, _no_receive, send)
+
+
+def _first(scope: Scope, name: bytes) -> bytes | None:
+    """A request header's first value, the one Starlette's ``Request.headers`` gives."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
 
 
 async def _no_receive() -> Message:

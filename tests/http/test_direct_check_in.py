@@ -100,7 +100,7 @@ def _world(services: Services, *, direct_check_in: bool) -> Iterator[World]:
                 role=Role.ADMIN,
             ).json()["id"]
             names[made] = f"<event {event}>"
-        for index, year in enumerate((1950, 1990, 2018, 2001, 1960)):
+        for index, year in enumerate((1950, 1990, 2018, 2001, 1960, 1975, 2010)):
             made = world.post(
                 "/participants", json={"birth_year": year, "district_id": "suge"}, role=Role.ADMIN
             ).json()["id"]
@@ -274,6 +274,38 @@ LEFT_TO_THE_ROUTE: list[tuple[str, Step]] = [
         ),
     ),
     (
+        "a +json type outside application/",
+        lambda w: w.post(
+            CHECK_IN,
+            content=w.named('{"participant_id": "<person 5>"}', back=True).encode(),
+            headers={"Content-Type": "text/plain+json"},
+        ),
+    ),
+    (
+        "a vendor +json type",
+        lambda w: w.post(
+            CHECK_IN,
+            content=w.named('{"participant_id": "<person 5>"}', back=True).encode(),
+            headers={"Content-Type": "application/vnd.tsunagari+json; charset=utf-8"},
+        ),
+    ),
+    (
+        "two content types",
+        lambda w: w.post(
+            CHECK_IN,
+            content=w.named('{"participant_id": "<person 6>"}', back=True).encode(),
+            headers=[("Content-Type", "text/plain"), ("Content-Type", "application/json")],
+        ),
+    ),
+    (
+        "JSON nested too deep",
+        lambda w: w.post(
+            CHECK_IN,
+            content=b"[" * 5000 + b"]" * 5000,
+            headers={"Content-Type": "application/json"},
+        ),
+    ),
+    (
         "the event id not a uuid",
         lambda w: w.post("/events/abc/check-ins", json={"participant_id": "x"}),
     ),
@@ -339,8 +371,12 @@ def test_every_other_request_is_left_to_the_route(
     assert statuses["a bad desk id"] == statuses["a bad idempotency key"] == "400"
     assert statuses["malformed JSON"] == "400"
     assert statuses["an extra field"] == statuses["not a uuid"] == statuses["no body"] == "422"
+    assert statuses["a +json type outside application/"] == "422"
+    assert statuses["two content types"] == "415"  # the first, text/plain, as FastAPI reads it
+    assert statuses["JSON nested too deep"] == "400"
     # The route reads these its own way, and records them.
     assert statuses["a query string"] == statuses["a uuid without hyphens"] == "201"
+    assert statuses["a vendor +json type"] == "201"
 
 
 def test_a_check_in_answered_directly_is_recorded_with_its_desk_and_request(
