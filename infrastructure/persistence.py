@@ -323,11 +323,8 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
 
     @functools.cached_property
     def _insert_sql(self) -> str:
-        engine: Any = self.datastore.engine
-        table = self.events_record_cls.__table__
-        name = engine.dialect.identifier_preparer.format_table(table)
         return (
-            f"INSERT INTO {name} (originator_id, originator_version, topic, state) "  # noqa: S608 - our own table
+            f"INSERT INTO {self._table_name} (originator_id, originator_version, topic, state) "  # noqa: S608 - our own table
             "VALUES (%s, %s, %s, %s) RETURNING id"
         )
 

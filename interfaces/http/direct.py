@@ -26,13 +26,14 @@ from uuid import UUID
 
 from pydantic import TypeAdapter
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from application.ports import Idempotency
 from application.views import CheckInView
 from domain.provenance import Provenance
 from interfaces.http.access import FRONT_DESK
 from interfaces.http.deps import _DESK_ID, _PRINTABLE, fingerprint_of_json
+from interfaces.http.middleware import replaying
 
 _HEX = "[0-9a-fA-F]"
 _UUID = f"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}"
@@ -64,23 +65,9 @@ class DirectCheckIn:
         if message["type"] == "http.request" and not message.get("more_body", False):
             command = _accept(scope, match[1], message.get("body", b""))
         if command is None:
-            await self.app(scope, _replaying(message, receive), send)
+            await self.app(scope, replaying(message, receive), send)
             return
         await _check_in(scope, receive, send, command)
-
-
-def _replaying(first: Message, receive: Receive) -> Receive:
-    """``receive`` that gives the message already read first."""
-    delivered = False
-
-    async def replay() -> Message:
-        nonlocal delivered
-        if delivered:
-            return await receive()
-        delivered = True
-        return first
-
-    return replay
 
 
 class _Command:

@@ -106,16 +106,8 @@ class RequestBodyMiddleware:
             )
             await response(scope, _no_receive, send)
             return
-        delivered = False
-
-        async def replay() -> Message:
-            nonlocal delivered
-            if delivered:
-                return await receive()
-            delivered = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
+        whole = {"type": "http.request", "body": body, "more_body": False}
+        await self.app(scope, replaying(whole, receive), send)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         response = problem_response(
@@ -128,6 +120,20 @@ class RequestBodyMiddleware:
             request_id=scope.get("state", {}).get("request_id"),
         )
         await response(scope, _no_receive, send)
+
+
+def replaying(first: Message, receive: Receive) -> Receive:
+    """``receive`` that gives ``first`` (a message already read) before the rest."""
+    delivered = False
+
+    async def replay() -> Message:
+        nonlocal delivered
+        if delivered:
+            return await receive()
+        delivered = True
+        return first
+
+    return replay
 
 
 def _first(scope: Scope, name: bytes) -> bytes | None:

@@ -136,175 +136,103 @@ def taken(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 CHECK_IN = "/events/<event open>/check-ins"
 Step = Callable[[World], httpx.Response]
 
+
+def check_in(
+    person: int | str, path: str = CHECK_IN, *, upper: bool = False, **kwargs: Any
+) -> Step:
+    """A check-in of ``<person N>`` (or of an id as it is) as the step of a world."""
+
+    def step(world: World) -> httpx.Response:
+        who = world.named(f"<person {person}>", back=True) if isinstance(person, int) else person
+        at = path
+        if upper:
+            who, at = (
+                who.upper(),
+                path.replace("<event open>", world.named("<event open>", back=True).upper()),
+            )
+        return world.post(at, json={"participant_id": who}, **kwargs)
+
+    return step
+
+
+def sending(
+    content: str | bytes,
+    content_type: str = "application/json",
+    headers: dict[str, str] | list[tuple[str, str]] | None = None,
+) -> Step:
+    """A check-in with this body (names written as the world's ids) and Content-Type."""
+    sent = headers if headers is not None else {"Content-Type": content_type}
+
+    def step(world: World) -> httpx.Response:
+        body = world.named(content, back=True).encode() if isinstance(content, str) else content
+        return world.post(CHECK_IN, content=body, headers=sent)
+
+    return step
+
+
+KEY = {"Idempotency-Key": "tablet-3/0001"}
+UNKNOWN_EVENT = "/events/00000000-0000-4000-8000-000000000000/check-ins"
+
 # The front desk's requests, which the direct path answers itself once the token is known.
 USUAL: list[tuple[str, Step]] = [
-    (
-        "first check-in",
-        lambda w: w.post(CHECK_IN, json={"participant_id": w.named("<person 0>", back=True)}),
-    ),
-    (
-        "again",
-        lambda w: w.post(CHECK_IN, json={"participant_id": w.named("<person 0>", back=True)}),
-    ),
-    (
-        "with a key and a desk",
-        lambda w: w.post(
-            CHECK_IN,
-            json={"participant_id": w.named("<person 1>", back=True)},
-            headers={"Idempotency-Key": "tablet-3/0001", "X-Desk-Id": "suge-1"},
-        ),
-    ),
+    ("first check-in", check_in(0)),
+    ("again", check_in(0)),
+    ("with a key and a desk", check_in(1, headers={**KEY, "X-Desk-Id": "suge-1"})),
     (
         "the key replayed, other spacing",
-        lambda w: w.post(
-            CHECK_IN,
-            content=w.named('{ "participant_id" : "<person 1>" }', back=True).encode(),
-            headers={"Idempotency-Key": "tablet-3/0001", "Content-Type": "application/json"},
+        sending(
+            '{ "participant_id" : "<person 1>" }',
+            headers={**KEY, "Content-Type": "application/json"},
         ),
     ),
-    (
-        "the key with another body",
-        lambda w: w.post(
-            CHECK_IN,
-            json={"participant_id": w.named("<person 2>", back=True)},
-            headers={"Idempotency-Key": "tablet-3/0001"},
-        ),
-    ),
-    (
-        "an unknown event",
-        lambda w: w.post(
-            "/events/00000000-0000-4000-8000-000000000000/check-ins",
-            json={"participant_id": w.named("<person 2>", back=True)},
-        ),
-    ),
-    (
-        "an unknown participant",
-        lambda w: w.post(CHECK_IN, json={"participant_id": "00000000-0000-4000-8000-000000000001"}),
-    ),
-    (
-        "a closed event",
-        lambda w: w.post(
-            "/events/<event closed>/check-ins",
-            json={"participant_id": w.named("<person 2>", back=True)},
-        ),
-    ),
-    (
-        "by a coordinator, upper-case ids",
-        lambda w: w.post(
-            CHECK_IN.replace("<event open>", w.named("<event open>", back=True).upper()),
-            json={"participant_id": w.named("<person 3>", back=True).upper()},
-            role=Role.COORDINATOR,
-        ),
-    ),
+    ("the key with another body", check_in(2, headers=KEY)),
+    ("an unknown event", check_in(2, UNKNOWN_EVENT)),
+    ("an unknown participant", check_in("00000000-0000-4000-8000-000000000001")),
+    ("a closed event", check_in(2, "/events/<event closed>/check-ins")),
+    ("by a coordinator, upper-case ids", check_in(3, upper=True, role=Role.COORDINATOR)),
 ]
 
 # Requests the route refuses or reads its own way: the direct path leaves them all to it.
 LEFT_TO_THE_ROUTE: list[tuple[str, Step]] = [
-    (
-        "no token",
-        lambda w: w.post(
-            CHECK_IN, json={"participant_id": w.named("<person 4>", back=True)}, role=None
-        ),
-    ),
-    (
-        "an unknown token",
-        lambda w: w.post(
-            CHECK_IN,
-            json={"participant_id": w.named("<person 4>", back=True)},
-            role=None,
-            headers={"Authorization": "Bearer tsu_unknown"},
-        ),
-    ),
-    (
-        "an evaluator",
-        lambda w: w.post(
-            CHECK_IN, json={"participant_id": w.named("<person 4>", back=True)}, role=Role.EVALUATOR
-        ),
-    ),
-    (
-        "a bad desk id",
-        lambda w: w.post(
-            CHECK_IN,
-            json={"participant_id": w.named("<person 4>", back=True)},
-            headers={"X-Desk-Id": "a b"},
-        ),
-    ),
-    (
-        "a bad idempotency key",
-        lambda w: w.post(
-            CHECK_IN,
-            json={"participant_id": w.named("<person 4>", back=True)},
-            headers={"Idempotency-Key": "tablet 3"},
-        ),
-    ),
-    (
-        "malformed JSON",
-        lambda w: w.post(
-            CHECK_IN, content=b'{"participant_id": ', headers={"Content-Type": "application/json"}
-        ),
-    ),
-    ("not an object", lambda w: w.post(CHECK_IN, json=[w.named("<person 4>", back=True)])),
-    (
-        "an extra field",
-        lambda w: w.post(
-            CHECK_IN, json={"participant_id": w.named("<person 4>", back=True), "x": 1}
-        ),
-    ),
-    ("not a uuid", lambda w: w.post(CHECK_IN, json={"participant_id": "someone"})),
+    ("no token", check_in(4, role=None)),
+    ("an unknown token", check_in(4, role=None, headers={"Authorization": "Bearer tsu_unknown"})),
+    ("an evaluator", check_in(4, role=Role.EVALUATOR)),
+    ("a bad desk id", check_in(4, headers={"X-Desk-Id": "a b"})),
+    ("a bad idempotency key", check_in(4, headers={"Idempotency-Key": "tablet 3"})),
+    ("malformed JSON", sending('{"participant_id": ')),
+    ("not an object", sending('["<person 4>"]')),
+    ("an extra field", sending('{"participant_id": "<person 4>", "x": 1}')),
+    ("not a uuid", check_in("someone")),
     ("no body", lambda w: w.post(CHECK_IN)),
-    (
-        "a query string",
-        lambda w: w.post(
-            CHECK_IN + "?x=1", json={"participant_id": w.named("<person 4>", back=True)}
-        ),
-    ),
+    ("a query string", check_in(4, CHECK_IN + "?x=1")),
     (
         "a uuid without hyphens",
-        lambda w: w.post(
-            CHECK_IN, json={"participant_id": w.named("<person 3>", back=True).replace("-", "")}
-        ),
+        lambda w: check_in(w.named("<person 3>", back=True).replace("-", ""))(w),
     ),
     (
         "a token sent twice",
-        lambda w: w.post(
-            CHECK_IN,
-            json={"participant_id": w.named("<person 4>", back=True)},
-            role=None,
-            headers=[("Authorization", f"Bearer {w.tokens[Role.DESK]}")] * 2,
-        ),
+        lambda w: check_in(
+            4, role=None, headers=[("Authorization", f"Bearer {w.tokens[Role.DESK]}")] * 2
+        )(w),
     ),
     (
         "a +json type outside application/",
-        lambda w: w.post(
-            CHECK_IN,
-            content=w.named('{"participant_id": "<person 5>"}', back=True).encode(),
-            headers={"Content-Type": "text/plain+json"},
-        ),
+        sending('{"participant_id": "<person 5>"}', "text/plain+json"),
     ),
     (
         "a vendor +json type",
-        lambda w: w.post(
-            CHECK_IN,
-            content=w.named('{"participant_id": "<person 5>"}', back=True).encode(),
-            headers={"Content-Type": "application/vnd.tsunagari+json; charset=utf-8"},
+        sending(
+            '{"participant_id": "<person 5>"}', "application/vnd.tsunagari+json; charset=utf-8"
         ),
     ),
     (
         "two content types",
-        lambda w: w.post(
-            CHECK_IN,
-            content=w.named('{"participant_id": "<person 6>"}', back=True).encode(),
+        sending(
+            '{"participant_id": "<person 6>"}',
             headers=[("Content-Type", "text/plain"), ("Content-Type", "application/json")],
         ),
     ),
-    (
-        "JSON nested too deep",
-        lambda w: w.post(
-            CHECK_IN,
-            content=b"[" * 5000 + b"]" * 5000,
-            headers={"Content-Type": "application/json"},
-        ),
-    ),
+    ("JSON nested too deep", sending(b"[" * 5000 + b"]" * 5000)),
     (
         "the event id not a uuid",
         lambda w: w.post("/events/abc/check-ins", json={"participant_id": "x"}),
