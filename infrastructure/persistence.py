@@ -505,11 +505,43 @@ def write_deferred(session: Session) -> None:
         return
     writes = sorted(held[1].items(), key=lambda write: not getattr(write[0], "is_insert", False))
     driver = postgres_driver(session)
+    on_sqlite = session.bind is not None and session.bind.dialect.name == "sqlite"
     for statement, rows in writes:
         if driver is not None and isinstance(statement, Insert) and rows:
             _insert_on_driver(session, driver, statement, rows)
+        elif on_sqlite and isinstance(statement, Insert) and rows:
+            _insert_on_sqlite(session, statement, rows)
         else:
             session.execute(statement, rows)
+
+
+def _insert_on_sqlite(session: Session, statement: Insert, rows: list[dict[str, Any]]) -> None:
+    """SQLite: rows of a plain ``insert(table)`` by sqlite3's executemany, each value turned
+    by the bind processor of its column type's SQLite form, as SQLAlchemy's executemany turns
+    it (datetimes to its text, booleans to integers), without SQLAlchemy's work around the
+    execution. The same stored bytes: tests/application/test_side_rows.py."""
+    dialect = session.get_bind().dialect
+    preparer = dialect.identifier_preparer
+    table = statement.table
+    columns = list(rows[0])
+    processors = [
+        table.c[column].type.dialect_impl(dialect).bind_processor(dialect) for column in columns
+    ]
+    names = ", ".join(preparer.quote(column) for column in columns)
+    sql = (
+        f"INSERT INTO {preparer.format_table(table)} ({names}) "  # noqa: S608 - our own tables
+        f"VALUES ({', '.join('?' for _ in columns)})"
+    )
+    values = [
+        tuple(
+            row[column] if process is None else process(row[column])
+            for column, process in zip(columns, processors, strict=True)
+        )
+        for row in rows
+    ]
+    connection: Any = session.connection().connection.driver_connection
+    with driver_errors():
+        connection.executemany(sql, values)
 
 
 def _insert_on_driver(

@@ -12,12 +12,27 @@ since CPython reuses a freed object's address only when nothing else took it fir
 from __future__ import annotations
 
 import gc
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Table, create_engine, func, insert, select
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    func,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.orm import sessionmaker
 
 from infrastructure.persistence import Datastore
@@ -60,3 +75,57 @@ def _maker_at_a_closed_store_s_address(engine: Any) -> Any:
         del maker
         gc.collect()
     return None
+
+
+def test_side_rows_written_at_commit_on_sqlite_are_stored_as_sqlalchemy_stores_them(
+    tmp_path: Path,
+) -> None:
+    """On SQLite the deferred rows go by sqlite3's executemany, each value turned by its
+    column type as SQLAlchemy turns it: the same stored values, byte for byte."""
+    engine = create_engine(f"sqlite:///{tmp_path}/side.sqlite3")
+    metadata = MetaData()
+    tables = [
+        Table(
+            name,
+            metadata,
+            Column("key", String(40), primary_key=True),
+            Column("counted", Boolean, nullable=False),
+            Column("recorded_at", DateTime(timezone=True), nullable=False),
+            Column("total", Integer, nullable=False),
+            Column("reason", Text),
+        )
+        for name in ("deferred", "executed")
+    ]
+    metadata.create_all(engine)
+    rows = [
+        {
+            "key": "a",
+            "counted": True,
+            "recorded_at": datetime(2026, 4, 1, 0, 30, 5, 120, tzinfo=UTC),
+            "total": 7,
+            "reason": None,
+        },
+        {
+            "key": "b",
+            "counted": False,
+            "recorded_at": datetime(2027, 3, 31, 15, 0, tzinfo=UTC),
+            "total": 0,
+            "reason": "二重に記録",
+        },
+    ]
+    maker = sessionmaker(bind=engine)
+    store = _store(engine, maker)
+    with maker() as session, session.begin():
+        store.defer(session, insert(tables[0]), rows)
+    with engine.begin() as connection:
+        connection.execute(insert(tables[1]), rows)
+
+    with engine.connect() as connection:
+        stored = [
+            connection.execute(text(f"SELECT * FROM {table.name} ORDER BY key")).all()  # noqa: S608
+            for table in tables
+        ]
+        read = [connection.execute(select(table).order_by(table.c.key)).all() for table in tables]
+    assert stored[0] == stored[1]
+    assert stored[0][0][2] == "2026-04-01 00:30:05.000120"  # SQLAlchemy's text for a datetime
+    assert read[0] == read[1]
