@@ -547,21 +547,23 @@ def _insert_on_sqlite(session: Session, statement: Insert, rows: list[dict[str, 
 def _insert_on_driver(
     session: Session, driver: Any, statement: Insert, rows: list[dict[str, Any]]
 ) -> None:
-    """PostgreSQL: rows of a plain ``insert(table)`` as multi-row INSERTs on psycopg's cursor,
-    the cheapest way found for a few dozen rows (a quarter of the CPU of SQLAlchemy's
-    executemany, half of psycopg's own). Values go as they are: str, bool, aware datetimes."""
-    preparer = session.connection().dialect.identifier_preparer
-    table = preparer.format_table(statement.table)
+    """PostgreSQL: rows of a plain ``insert(table)`` in one INSERT ... SELECT FROM unnest() of
+    one array per column, on psycopg's cursor. The statement's text is the same whatever the
+    number of rows, so psycopg converts it once and PostgreSQL prepares it; a multi-row VALUES
+    list (a new text for every count of rows) cost psycopg ~190 µs of parsing per batch. The
+    arrays go in binary (``%b``): in text, psycopg escaped every string with a regex, slower
+    than the VALUES list. Values go as they are: str, bool, int, aware datetimes, None."""
+    dialect = session.get_bind().dialect
+    preparer = dialect.identifier_preparer
+    table = statement.table
     columns = list(rows[0])
     names = ", ".join(preparer.quote(column) for column in columns)
-    marks = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    arrays = ", ".join(
+        f"%b::{table.c[column].type.compile(dialect=dialect)}[]" for column in columns
+    )
+    sql = f"INSERT INTO {preparer.format_table(table)} ({names}) SELECT * FROM unnest({arrays})"  # noqa: S608 - our own tables
     with driver_errors(), driver.cursor() as cursor:
-        for start in range(0, len(rows), 1000):  # PostgreSQL takes at most 65,535 parameters
-            chunk = rows[start : start + 1000]
-            cursor.execute(
-                f"INSERT INTO {table} ({names}) VALUES {', '.join([marks] * len(chunk))}",  # noqa: S608 - our own tables
-                [row[column] for row in chunk for column in columns],
-            )
+        cursor.execute(sql, [[row[column] for row in rows] for column in columns])
 
 
 class SqlStorage:

@@ -12,6 +12,7 @@ since CPython reuses a freed object's address only when nothing else took it fir
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -36,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import sessionmaker
 
 from infrastructure.persistence import Datastore
+from tests.support import POSTGRES_URL, PostgresSchema
 
 
 def test_rows_deferred_in_a_store_whose_maker_took_a_closed_store_s_address_are_written(
@@ -77,13 +79,29 @@ def _maker_at_a_closed_store_s_address(engine: Any) -> Any:
     return None
 
 
-def test_side_rows_written_at_commit_on_sqlite_are_stored_as_sqlalchemy_stores_them(
-    tmp_path: Path,
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine_and_schema(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[Any, str | None]]:
+    if request.param == "sqlite":
+        engine = create_engine(f"sqlite:///{tmp_path}/side.sqlite3")
+        yield engine, None
+        engine.dispose()
+        return
+    with PostgresSchema() as schema:
+        engine = create_engine(POSTGRES_URL)
+        yield engine, schema
+        engine.dispose()
+
+
+def test_side_rows_written_at_commit_on_the_driver_are_stored_as_sqlalchemy_stores_them(
+    engine_and_schema: tuple[Any, str | None],
 ) -> None:
-    """On SQLite the deferred rows go by sqlite3's executemany, each value turned by its
-    column type as SQLAlchemy turns it: the same stored values, byte for byte."""
-    engine = create_engine(f"sqlite:///{tmp_path}/side.sqlite3")
-    metadata = MetaData()
+    """The deferred rows go by sqlite3's executemany (values turned by their column types as
+    SQLAlchemy turns them), or by one INSERT from unnest() arrays on psycopg: the same stored
+    values as SQLAlchemy's own insert, column for column, a column of NULLs included."""
+    engine, schema = engine_and_schema
+    metadata = MetaData(schema=schema)
     tables = [
         Table(
             name,
@@ -93,6 +111,7 @@ def test_side_rows_written_at_commit_on_sqlite_are_stored_as_sqlalchemy_stores_t
             Column("recorded_at", DateTime(timezone=True), nullable=False),
             Column("total", Integer, nullable=False),
             Column("reason", Text),
+            Column("note", Text),
         )
         for name in ("deferred", "executed")
     ]
@@ -104,13 +123,15 @@ def test_side_rows_written_at_commit_on_sqlite_are_stored_as_sqlalchemy_stores_t
             "recorded_at": datetime(2026, 4, 1, 0, 30, 5, 120, tzinfo=UTC),
             "total": 7,
             "reason": None,
+            "note": None,
         },
         {
             "key": "b",
             "counted": False,
             "recorded_at": datetime(2027, 3, 31, 15, 0, tzinfo=UTC),
-            "total": 0,
+            "total": 3_000_000_000 // 2,
             "reason": "二重に記録",
+            "note": None,
         },
     ]
     maker = sessionmaker(bind=engine)
@@ -122,10 +143,17 @@ def test_side_rows_written_at_commit_on_sqlite_are_stored_as_sqlalchemy_stores_t
 
     with engine.connect() as connection:
         stored = [
-            connection.execute(text(f"SELECT * FROM {table.name} ORDER BY key")).all()  # noqa: S608
+            connection.execute(text(f"SELECT * FROM {_name(table, engine)} ORDER BY key")).all()  # noqa: S608
             for table in tables
         ]
         read = [connection.execute(select(table).order_by(table.c.key)).all() for table in tables]
     assert stored[0] == stored[1]
-    assert stored[0][0][2] == "2026-04-01 00:30:05.000120"  # SQLAlchemy's text for a datetime
+    assert len(stored[0]) == 2
     assert read[0] == read[1]
+    if schema is None:
+        assert stored[0][0][2] == "2026-04-01 00:30:05.000120"  # SQLAlchemy's text for a datetime
+
+
+def _name(table: Table, engine: Any) -> str:
+    name: str = engine.dialect.identifier_preparer.format_table(table)
+    return name
