@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 from contextlib import AbstractContextManager, suppress
 from typing import Any, Generic, TypeVar
 
@@ -39,10 +39,16 @@ _NEVER_WAITED = threading.Event()
 
 
 class _Unit(Generic[T]):
-    __slots__ = ("answered", "error", "future", "result", "wake", "work")
+    __slots__ = ("answered", "error", "future", "reads", "result", "wake", "work")
 
-    def __init__(self, work: Callable[[], T], future: asyncio.Future[None] | None = None) -> None:
+    def __init__(
+        self,
+        work: Callable[[], T],
+        future: asyncio.Future[None] | None = None,
+        reads: Sequence[Hashable] = (),
+    ) -> None:
         self.work = work
+        self.reads = reads  # what the work will read: the batch's ``prepare`` may fetch it
         self.future = future  # set for callers on an event loop, who wait there
         # A thread caller waits on its own event; one on an event loop on its future (an
         # Event and its Condition cost a check-in's event loop a few µs for nothing).
@@ -80,10 +86,17 @@ class GroupCommit:
     """
 
     def __init__(
-        self, atomic: Callable[[], AbstractContextManager[object]], *, max_batch: int = 64
+        self,
+        atomic: Callable[[], AbstractContextManager[object]],
+        *,
+        max_batch: int = 64,
+        prepare: Callable[[list[Hashable]], None] | None = None,
     ) -> None:
         self._atomic = atomic
         self._max_batch = max_batch
+        # Called in a shared transaction, before its units run, with what they said they will
+        # read: a chance to fetch it all at once (one query rather than one a unit).
+        self._prepare = prepare
         self._mutex = threading.Lock()
         self._queue: list[_Unit[Any]] = []
         self._leading = False
@@ -98,13 +111,14 @@ class GroupCommit:
         with self._mutex:
             return len(self._queue)
 
-    def run(self, work: Callable[[], T]) -> T:
+    def run(self, work: Callable[[], T], *, reads: Sequence[Hashable] = ()) -> T:
         """Run ``work`` in a transaction, maybe shared with other callers', and answer it.
 
         Raises what ``work`` raised. When a shared transaction fails, each of its units runs
         again in a transaction of its own, so one unit's conflict never fails another's.
+        ``reads``: what ``work`` will read, for ``prepare`` to fetch with the batch's.
         """
-        unit = _Unit(work)
+        unit = _Unit(work, reads=reads)
         if self._enqueue(unit):
             self._lead()
         else:
@@ -113,12 +127,12 @@ class GroupCommit:
                 self._lead()
         return unit.answer()
 
-    async def run_async(self, work: Callable[[], T]) -> T:
+    async def run_async(self, work: Callable[[], T], *, reads: Sequence[Hashable] = ()) -> T:
         """``run`` for a caller on an event loop: the loop keeps serving while it waits."""
         if self._closed:
             raise RuntimeError("this GroupCommit is closed: the application was closed")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        unit = _Unit(work, future)
+        unit = _Unit(work, future, reads)
         if self._writer is None:  # before queueing: a thread leader may hand it the lead
             self._start_writer()
         if self._enqueue(unit):
@@ -207,6 +221,8 @@ class GroupCommit:
         current: _Unit[Any] | None = None
         try:
             with self._atomic():
+                if self._prepare is not None:  # a failure here names no unit: each runs alone
+                    self._prepare([read for unit in batch for read in unit.reads])
                 for current in batch:
                     current.error = None
                     current.run()

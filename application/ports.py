@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import StoredEvent
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,17 @@ class StoredOutcome:
     result: dict[str, Any]
     participant_id: UUID | None = None
     """Set when the answer is about a participant: its fingerprint is keyed with their key."""
+
+
+@runtime_checkable
+class StreamReader(Protocol):
+    """A recorder that reads many streams in one query (optional: group commit then fetches
+    the streams a batch of commands will read at once)."""
+
+    def select_streams(
+        self, originator_ids: Sequence[UUID]
+    ) -> Mapping[UUID, Sequence[StoredEvent]]:
+        """Every stored event of each stream, in version order; streams without any left out."""
 
 
 class Storage(Protocol):

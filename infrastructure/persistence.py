@@ -168,6 +168,46 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
             for version, topic, state in rows
         ]
 
+    def select_streams(self, originator_ids: Sequence[UUID]) -> dict[UUID, list[StoredEvent]]:
+        """Every stored event of each of these streams, in version order, in one query: the
+        streams a batch of commands will read (group commit's ``prepare``), where each
+        command's own read was a statement, and on PostgreSQL a round trip, of its own."""
+        streams: dict[UUID, list[StoredEvent]] = {}
+        if not originator_ids:
+            return streams
+        columns = f"SELECT originator_id, originator_version, topic, state FROM {self._table_name}"  # noqa: S608 - our own table
+        order = "ORDER BY originator_id, originator_version"
+        with self.transaction(commit=False) as session:
+            if session.bind is not None and session.bind.dialect.name == "sqlite":
+                connection: Any = session.connection().connection.driver_connection
+                marks = ", ".join("?" for _ in originator_ids)
+                with driver_errors():
+                    rows = connection.execute(
+                        f"{columns} WHERE originator_id IN ({marks}) {order}",
+                        [_uuid_bytes(originator_id) for originator_id in originator_ids],
+                    ).fetchall()
+                found = [(UUID(bytes=bytes(row[0])), *row[1:]) for row in rows]
+            else:
+                driver = postgres_driver(session)
+                if driver is None:
+                    raise NotImplementedError("select_streams reads SQLite and PostgreSQL")
+                with driver_errors(), driver.cursor() as cursor:
+                    cursor.execute(
+                        f"{columns} WHERE originator_id = ANY(%s) {order}",
+                        [list(originator_ids)],
+                    )
+                    found = cursor.fetchall()
+        for originator_id, version, topic, state in found:
+            streams.setdefault(originator_id, []).append(
+                StoredEvent(
+                    originator_id=originator_id,
+                    originator_version=version,
+                    topic=topic,
+                    state=bytes(state),
+                )
+            )
+        return streams
+
     def _select_on_sqlite(
         self, session: Session, originator_id: UUID | str, gt: int | None
     ) -> list[StoredEvent]:

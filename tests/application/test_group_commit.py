@@ -429,3 +429,58 @@ def test_a_check_in_key_used_for_another_request_is_refused_and_records_nothing(
     assert sorted(entry.participant_id for entry in roster) == sorted([person, third])
     with pytest.raises(AggregateNotFoundError):
         app.repository.get(Attendance.create_id(event_id, other))
+
+
+def test_check_ins_queued_together_read_their_participants_in_one_query(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = services.app
+    event_id = _event(app)
+    people = _participants(app, 6)
+    recorder: Any = app.recorder
+    batch_reads: list[list[UUID]] = []
+    own_reads: list[UUID] = []
+    select_streams, select_events = recorder.select_streams, recorder.select_events
+
+    def streams(ids: list[UUID]) -> Any:
+        batch_reads.append(list(ids))
+        return select_streams(ids)
+
+    def events(originator_id: UUID, *args: Any, **kwargs: Any) -> Any:
+        own_reads.append(originator_id)
+        return select_events(originator_id, *args, **kwargs)
+
+    monkeypatch.setattr(recorder, "select_streams", streams)
+    monkeypatch.setattr(recorder, "select_events", events)
+    with ThreadPoolExecutor(6) as desks, lead_held(app) as release:
+        futures = [desks.submit(_check_in, app, event_id, person) for person in people]
+        release(6)
+        answers = _answers(futures)
+
+    # One query for the six, and none of each participant's stream on its own. (A batch
+    # with a refusal in it is read again in the parts it is split into: the refused-command
+    # test above checks its answers.)
+    [read] = batch_reads
+    assert sorted(read) == sorted(people)
+    assert [person for person in own_reads if person in people] == []
+    monkeypatch.undo()
+    # Each answer is the check-in as read back on its own, band and group included.
+    assert all(isinstance(answer, Outcome) and answer.created for answer in answers)
+    assert [answer.result for answer in answers if isinstance(answer, Outcome)] == [
+        app.get_check_in(event_id, person) for person in people
+    ]
+
+
+def test_streams_are_read_together_as_each_is_read_alone(services: Services) -> None:
+    app = services.app
+    people = _participants(app, 3)
+    app.correct_personal_data(people[1], changes={"name": "多摩 花子"}, recorded_by=BY)
+    recorder: Any = app.recorder
+    missing = uuid4()
+
+    streams = recorder.select_streams([people[0], missing, people[1], people[2]])
+
+    assert set(streams) == set(people)
+    for person in people:
+        assert streams[person] == recorder.select_events(person)
+    assert [event.originator_version for event in streams[people[1]]] == [1, 2]

@@ -183,3 +183,62 @@ def test_close_waits_for_the_units_in_flight_and_answers_them() -> None:
     assert store.committed == [4]
     with pytest.raises(RuntimeError, match="closed"):
         asyncio.run(commits.run_async(lambda: store.work(5)))
+
+
+def _queue_behind(
+    commits: GroupCommit,
+    units: list[tuple[int, tuple[str, ...]]],
+    work: Callable[[int], int] = lambda number: number * 10,
+) -> list[int]:
+    """Runs ``work`` for each unit (a number, and what it says it reads) queued behind a held
+    leader, so that they share one transaction; their answers in order."""
+    slow, leading, go = held_leader()
+    with ThreadPoolExecutor(len(units) + 1) as pool:
+        held = pool.submit(commits.run, slow)
+        assert leading.wait(10)
+        futures = [
+            pool.submit(commits.run, lambda number=number: work(number), reads=reads)
+            for number, reads in units
+        ]
+        deadline = time.monotonic() + 10
+        while commits.queued < len(units):
+            assert time.monotonic() < deadline, "the units did not queue"
+            time.sleep(0.001)
+        go.set()
+        assert held.result(timeout=10) == 0
+        return [future.result(timeout=10) for future in futures]
+
+
+def test_prepare_gets_a_shared_transaction_s_reads_inside_it_before_any_unit_runs() -> None:
+    store = ToyStore()
+    prepared: list[tuple[list[object], list[int] | None]] = []
+
+    def prepare(reads: list[object]) -> None:
+        prepared.append((reads, None if store.pending is None else list(store.pending)))
+
+    commits = GroupCommit(store.atomic, prepare=prepare)
+    answers = _queue_behind(commits, [(1, ("a",)), (2, ()), (3, ("b", "c"))], store.work)
+    commits.close()
+
+    assert answers == [10, 20, 30]
+    # Once, for the shared transaction only (the held leader ran alone), with every unit's
+    # reads, inside the transaction and before any unit wrote.
+    [(reads, written)] = prepared
+    assert written == []
+    assert sorted(map(str, reads)) == ["a", "b", "c"]
+    assert store.sizes[-1] == 3
+
+
+def test_a_prepare_that_fails_leaves_each_unit_to_run_alone_with_its_own_answer() -> None:
+    store = ToyStore()
+
+    def failing(reads: list[object]) -> None:
+        raise RuntimeError("the batch read failed")
+
+    commits = GroupCommit(store.atomic, prepare=failing)
+    answers = _queue_behind(commits, [(1, ("a",)), (2, ("b",)), (3, ())], store.work)
+    commits.close()
+
+    assert answers == [10, 20, 30]
+    # The leader, then each unit alone: had the three shared a commit, sizes would end in 3.
+    assert store.sizes == [0, 1, 1, 1]
