@@ -17,6 +17,7 @@ import psycopg
 from eventsourcing.persistence import (
     ApplicationRecorder,
     DatabaseError,
+    DataError,
     IntegrityError,
     ListenNotifySubscription,
     OperationalError,
@@ -419,6 +420,8 @@ def driver_errors() -> Iterator[None]:
         yield
     except (psycopg.IntegrityError, sqlite3.IntegrityError) as error:
         raise IntegrityError(error) from error
+    except (psycopg.DataError, sqlite3.DataError) as error:
+        raise DataError(error) from error
     except (psycopg.OperationalError, sqlite3.OperationalError) as error:
         raise OperationalError(error) from error
     except (psycopg.Error, sqlite3.Error) as error:
@@ -598,12 +601,21 @@ def _insert_on_driver(
     table = statement.table
     columns = list(rows[0])
     names = ", ".join(preparer.quote(column) for column in columns)
-    arrays = ", ".join(
-        f"%b::{table.c[column].type.compile(dialect=dialect)}[]" for column in columns
-    )
+    arrays = ", ".join(f"%b::{_array_type(table.c[column].type, dialect)}[]" for column in columns)
     sql = f"INSERT INTO {preparer.format_table(table)} ({names}) SELECT * FROM unnest({arrays})"  # noqa: S608 - our own tables
     with driver_errors(), driver.cursor() as cursor:
         cursor.execute(sql, [[row[column] for row in rows] for column in columns])
+
+
+def _array_type(column_type: Any, dialect: Any) -> str:
+    """The element type of a column's unnest() array: the column's own, but a string without
+    its length. An explicit cast to ``varchar(n)`` cuts a longer value short without a word;
+    cast to unlimited ``varchar``, the insert checks the length and refuses it, as SQLAlchemy's
+    own insert does."""
+    if isinstance(column_type, String):
+        return "VARCHAR"
+    compiled: str = column_type.compile(dialect=dialect)
+    return compiled
 
 
 class SqlStorage:

@@ -157,3 +157,39 @@ def test_side_rows_written_at_commit_on_the_driver_are_stored_as_sqlalchemy_stor
 def _name(table: Table, engine: Any) -> str:
     name: str = engine.dialect.identifier_preparer.format_table(table)
     return name
+
+
+def test_a_side_row_too_long_for_its_column_is_refused_as_by_sqlalchemy_not_cut_short(
+    engine_and_schema: tuple[Any, str | None],
+) -> None:
+    """PostgreSQL refuses a string over its column's length (SQLite keeps it whole): so must
+    the deferred insert, and not store it cut short."""
+    engine, schema = engine_and_schema
+    metadata = MetaData(schema=schema)
+    tables = [
+        Table(name, metadata, Column("key", String(8), primary_key=True))
+        for name in ("deferred", "executed")
+    ]
+    metadata.create_all(engine)
+    rows = [{"key": "much-too-long-a-key"}]
+    maker = sessionmaker(bind=engine)
+    store = _store(engine, maker)
+    outcomes: list[str] = []
+    try:
+        with maker() as session, session.begin():
+            store.defer(session, insert(tables[0]), rows)
+        outcomes.append("stored")
+    except Exception as error:
+        outcomes.append(f"refused: {'too long' in str(error)}")
+    try:
+        with engine.begin() as connection:
+            connection.execute(insert(tables[1]), rows)
+        outcomes.append("stored")
+    except Exception as error:
+        outcomes.append(f"refused: {'too long' in str(error)}")
+
+    with engine.connect() as connection:
+        stored = [connection.execute(select(table.c.key)).scalars().all() for table in tables]
+    expected = "refused: True" if schema is not None else "stored"
+    assert outcomes == [expected, expected]
+    assert stored[0] == stored[1] == ([] if schema is not None else ["much-too-long-a-key"])
