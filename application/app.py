@@ -728,8 +728,10 @@ class Tsunagari(Application[UUID]):
         """Group commit's ``prepare``: the aggregates a shared transaction's commands will
         read only (the check-ins' participants, each a new person at the desk, so seldom
         cached), read in one query and lent to them, as ``_find`` lends what it read. Their
-        state is the store's at the start of the transaction, as their own reads would be; one
-        a command writes is taken back (``_attempt``), so the next reads what it wrote."""
+        state is the store's at the start of the transaction (on PostgreSQL, before the log's
+        lock, which the first insert takes): a check-in reads of its participant only what
+        registration fixed (that they exist, their birth year or band). One a command writes
+        is taken back (``_attempt``), so the next command reads what it wrote."""
         wanted = [read for read in dict.fromkeys(reads) if read not in self._lent]
         if self._streams is None or len(wanted) < 2:
             return
