@@ -372,8 +372,19 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
     def _lock_table(self, session: Session) -> None:
         # Once a transaction: a group-commit transaction inserts for several commands, and
         # PostgreSQL holds the lock until commit anyway; each LOCK was a round trip.
-        if _first_in_transaction(session, "tsunagari_events_locked"):
+        if not _first_in_transaction(session, "tsunagari_events_locked"):
+            return
+        driver = postgres_driver(session)
+        if driver is None:
             super()._lock_table(session)
+            return
+        # The lock and the NOTIFY (heard at commit, whenever it is sent) in one round trip:
+        # two statements without parameters go as one simple query.
+        _first_in_transaction(session, "tsunagari_listeners_notified")
+        with driver_errors(), driver.cursor() as cursor:
+            cursor.execute(
+                f"LOCK TABLE {self._table_name} IN EXCLUSIVE MODE; NOTIFY {self.channel_name}"
+            )
 
     def _notify_channel(self, session: Session) -> None:
         # Once a transaction too: listeners hear of it at commit, once is enough.

@@ -10,12 +10,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
+from unittest.mock import Mock
 from uuid import UUID, uuid4
 
 import pytest
 from eventsourcing.application import AggregateNotFoundError
 from sqlalchemy import event, func, select
 
+import infrastructure.persistence as persistence
 from application.app import Outcome, Tsunagari
 from application.errors import IdempotencyKeyReused
 from application.ports import Idempotency
@@ -242,8 +244,34 @@ def test_check_ins_from_an_event_loop_share_commits_and_all_land(services: Servi
     assert sorted(entry.participant_id for entry in roster) == sorted(people)
 
 
-def test_a_shared_transaction_still_locks_the_log_but_once(services: Services) -> None:
-    """PostgreSQL: the log's table lock (commit order = position order) is still taken, once."""
+class _RecordingCursor:
+    """psycopg's cursor, with the statements it executes written down."""
+
+    def __init__(self, cursor: Any, statements: list[str]) -> None:
+        self._cursor, self._statements = cursor, statements
+
+    def __enter__(self) -> _RecordingCursor:
+        self._cursor.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> Any:
+        return self._cursor.__exit__(*exc)
+
+    def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+        self._statements.extend(
+            part.split()[0].upper() for part in str(query).split(";") if part.strip()
+        )
+        return self._cursor.execute(query, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+
+def test_a_shared_transaction_still_locks_the_log_but_once(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: the log's table lock (commit order = position order) is still taken, once,
+    with the one NOTIFY that wakes the followers."""
     if services.datastore.engine.dialect.name != "postgresql":
         pytest.skip("only PostgreSQL locks the log's table")
     app = services.app
@@ -254,6 +282,17 @@ def test_a_shared_transaction_still_locks_the_log_but_once(services: Services) -
     def on_execute(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         statements.append(statement.split()[0].upper())
 
+    real_driver = persistence.postgres_driver
+
+    def recording_driver(session: Any) -> Any:
+        driver = real_driver(session)
+        if driver is None:
+            return None
+        recording = Mock(wraps=driver)
+        recording.cursor = lambda *a, **k: _RecordingCursor(driver.cursor(*a, **k), statements)
+        return recording
+
+    monkeypatch.setattr(persistence, "postgres_driver", recording_driver)
     engine = services.datastore.engine
     with ThreadPoolExecutor(6) as desks, lead_held(app) as release:
         event.listen(engine, "before_cursor_execute", on_execute)
@@ -264,9 +303,11 @@ def test_a_shared_transaction_still_locks_the_log_but_once(services: Services) -
         finally:
             event.remove(engine, "before_cursor_execute", on_execute)
     assert all(isinstance(answer, Outcome) and answer.created for answer in answers)
-    for person in people:  # their events went in on psycopg's cursor, unseen by the listener
+    for person in people:
         assert app.repository.get(Attendance.create_id(event_id, person)).version == 1
+    assert statements.count("INSERT") >= len(people)  # the driver's statements are seen too
     assert statements.count("LOCK") == 1
+    assert statements.count("NOTIFY") == 1
 
 
 def test_callers_on_threads_and_on_an_event_loop_hand_the_lead_to_each_other(
