@@ -134,8 +134,9 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
             if limit is not None:
                 query = query.limit(limit)
         with self.transaction(commit=False) as session:
-            if prebuilt and session.bind is not None and session.bind.dialect.name == "sqlite":
-                return self._select_on_sqlite(session, originator_id, gt)
+            connection = sqlite_driver(session) if prebuilt else None
+            if connection is not None:
+                return self._select_on_sqlite(connection, originator_id, gt)
             driver = postgres_driver(session) if prebuilt else None
             if driver is not None:
                 return self._select_on_driver(driver, query, originator_id, params)
@@ -179,8 +180,8 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
         columns = f"SELECT originator_id, originator_version, topic, state FROM {self._table_name}"  # noqa: S608 - our own table
         order = "ORDER BY originator_id, originator_version"
         with self.transaction(commit=False) as session:
-            if session.bind is not None and session.bind.dialect.name == "sqlite":
-                connection: Any = session.connection().connection.driver_connection
+            connection = sqlite_driver(session)
+            if connection is not None:
                 marks = ", ".join("?" for _ in originator_ids)
                 with driver_errors():
                     rows = connection.execute(
@@ -210,14 +211,13 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
         return streams
 
     def _select_on_sqlite(
-        self, session: Session, originator_id: UUID | str, gt: int | None
+        self, connection: Any, originator_id: UUID | str, gt: int | None
     ) -> list[StoredEvent]:
         # SQLite: the same query on sqlite3's own connection under the session. In-process,
         # SQLAlchemy's work around an execution (context, parameter and result processing)
         # was most of a stream read's time: 2 of the 3 reads of a check-in's writer thread.
         # The id is bound as the column's type stores it, 16 bytes (sqlalchemy-utils'
         # UUIDType on a database without a UUID type).
-        connection: Any = session.connection().connection.driver_connection
         key = _uuid_bytes(originator_id)
         with driver_errors():
             if gt is None:
@@ -297,8 +297,9 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
             ids = self._insert_on_driver(driver, stored_events)
             self._notify_channel(session)
             return ids
-        if session.bind is not None and session.bind.dialect.name == "sqlite":
-            return self._insert_on_sqlite(session, stored_events)
+        connection = sqlite_driver(session)
+        if connection is not None:
+            return self._insert_on_sqlite(connection, stored_events)
         result = session.execute(
             self._insert_returning,
             [
@@ -333,12 +334,9 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
                 if not cursor.nextset():
                     return ids
 
-    def _insert_on_sqlite(
-        self, session: Session, stored_events: Sequence[StoredEvent]
-    ) -> list[int]:
+    def _insert_on_sqlite(self, connection: Any, stored_events: Sequence[StoredEvent]) -> list[int]:
         """SQLite: the same INSERT ... RETURNING id on sqlite3's connection, a row at a time
         (in-process; its executemany answers no RETURNING), as for the stream reads."""
-        connection: Any = session.connection().connection.driver_connection
         ids = []
         with driver_errors():
             for event in stored_events:
@@ -418,6 +416,16 @@ def postgres_driver(session: Session) -> Any | None:
     # taking the session's connection, or even get_bind(), made every stream read slower.
     bind = session.bind
     if bind is None or bind.dialect.driver != "psycopg":  # settings take no other PG driver
+        return None
+    return session.connection().connection.driver_connection
+
+
+def sqlite_driver(session: Session) -> Any | None:
+    """sqlite3's connection under the session's transaction, on SQLite; None elsewhere. The
+    hot statements run on it as PostgreSQL's run on psycopg's (``postgres_driver``):
+    in-process, SQLAlchemy's work around an execution was most of a statement's time."""
+    bind = session.bind
+    if bind is None or bind.dialect.name != "sqlite":
         return None
     return session.connection().connection.driver_connection
 
@@ -559,17 +567,19 @@ def write_deferred(session: Session) -> None:
         return
     writes = sorted(held[1].items(), key=lambda write: not getattr(write[0], "is_insert", False))
     driver = postgres_driver(session)
-    on_sqlite = session.bind is not None and session.bind.dialect.name == "sqlite"
+    sqlite = sqlite_driver(session) if driver is None else None
     for statement, rows in writes:
         if driver is not None and isinstance(statement, Insert) and rows:
             _insert_on_driver(session, driver, statement, rows)
-        elif on_sqlite and isinstance(statement, Insert) and rows:
-            _insert_on_sqlite(session, statement, rows)
+        elif sqlite is not None and isinstance(statement, Insert) and rows:
+            _insert_on_sqlite(session, sqlite, statement, rows)
         else:
             session.execute(statement, rows)
 
 
-def _insert_on_sqlite(session: Session, statement: Insert, rows: list[dict[str, Any]]) -> None:
+def _insert_on_sqlite(
+    session: Session, connection: Any, statement: Insert, rows: list[dict[str, Any]]
+) -> None:
     """SQLite: rows of a plain ``insert(table)`` by sqlite3's executemany, each value turned
     by the bind processor of its column type's SQLite form, as SQLAlchemy's executemany turns
     it (datetimes to its text, booleans to integers), without SQLAlchemy's work around the
@@ -593,7 +603,6 @@ def _insert_on_sqlite(session: Session, statement: Insert, rows: list[dict[str, 
         )
         for row in rows
     ]
-    connection: Any = session.connection().connection.driver_connection
     with driver_errors():
         connection.executemany(sql, values)
 
