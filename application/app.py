@@ -736,8 +736,8 @@ class Tsunagari(Application[UUID]):
         if self._streams is None or len(wanted) < 2:
             return
         ids = [read for read in wanted if isinstance(read, UUID)]
+        to_event = self.mapper.to_domain_event
         for aggregate_id, stored in self._streams.select_streams(ids).items():
-            to_event = self.mapper.to_domain_event
             self._lent[aggregate_id] = _project(None, (to_event(record) for record in stored))
 
     def _get(self, kind: type[A], aggregate_id: UUID, what: str, *, read_only: bool = False) -> A:

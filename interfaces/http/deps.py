@@ -29,8 +29,8 @@ from interfaces.bootstrap import Services
 from interfaces.http.problems import ApiError
 
 logger = structlog.get_logger("tsunagari.http")
-_PRINTABLE = re.compile(r"^[\x21-\x7e]{1,255}$")
-_DESK_ID = re.compile(r"^[\x21-\x7e]{1,64}$")
+PRINTABLE = re.compile(r"^[\x21-\x7e]{1,255}$")
+DESK_ID = re.compile(r"^[\x21-\x7e]{1,64}$")
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -161,7 +161,7 @@ class AllowCommand:
         idempotency_key = headers.get("idempotency-key")
         principal = await authenticate(request, credentials)
         _ensure_role(principal, self.roles)
-        if x_desk_id is not None and not _DESK_ID.match(x_desk_id):
+        if x_desk_id is not None and not DESK_ID.match(x_desk_id):
             raise ApiError(
                 400,
                 "bad-header",
@@ -170,7 +170,7 @@ class AllowCommand:
             )
         idempotency = None
         if idempotency_key is not None:
-            if not _PRINTABLE.match(idempotency_key):
+            if not PRINTABLE.match(idempotency_key):
                 raise ApiError(
                     400,
                     "bad-header",

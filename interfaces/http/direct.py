@@ -32,7 +32,7 @@ from application.ports import Idempotency
 from application.views import CheckInView
 from domain.provenance import Provenance
 from interfaces.http.access import FRONT_DESK
-from interfaces.http.deps import _DESK_ID, _PRINTABLE, fingerprint_of_json
+from interfaces.http.deps import DESK_ID, PRINTABLE, fingerprint_of_json
 from interfaces.http.middleware import replaying
 
 _HEX = "[0-9a-fA-F]"
@@ -104,7 +104,7 @@ def _accept(scope: Scope, event_id: str, body: bytes) -> _Command | None:
         return None
     desk_id = found.get(b"x-desk-id")
     desk = None if desk_id is None else desk_id.decode("latin-1")
-    if desk is not None and not _DESK_ID.match(desk):
+    if desk is not None and not DESK_ID.match(desk):
         return None
     content_type = found.get(b"content-type", b"").split(b";")[0].strip().lower()
     if content_type != b"application/json":
@@ -123,7 +123,7 @@ def _accept(scope: Scope, event_id: str, body: bytes) -> _Command | None:
     idempotency = None
     if key is not None:
         idempotency_key = key.decode("latin-1")
-        if not _PRINTABLE.match(idempotency_key):
+        if not PRINTABLE.match(idempotency_key):
             return None
         idempotency = Idempotency(
             scope=scope_id,
