@@ -136,7 +136,7 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
         with self.transaction(commit=False) as session:
             connection = sqlite_driver(session) if prebuilt else None
             if connection is not None:
-                return self._select_on_sqlite(connection, originator_id, gt)
+                return self._select_on_sqlite(connection, query, originator_id, gt)
             driver = postgres_driver(session) if prebuilt else None
             if driver is not None:
                 return self._select_on_driver(driver, query, originator_id, params)
@@ -160,15 +160,7 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
         with driver_errors(), driver.cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
-        return [
-            StoredEvent(
-                originator_id=originator_id,
-                originator_version=version,
-                topic=topic,
-                state=bytes(state),
-            )
-            for version, topic, state in rows
-        ]
+        return _stream(originator_id, rows)
 
     def select_streams(self, originator_ids: Sequence[UUID]) -> dict[UUID, list[StoredEvent]]:
         """Every stored event of each of these streams, in version order, in one query: the
@@ -211,42 +203,18 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
         return streams
 
     def _select_on_sqlite(
-        self, connection: Any, originator_id: UUID | str, gt: int | None
+        self, connection: Any, query: Select[Any], originator_id: UUID | str, gt: int | None
     ) -> list[StoredEvent]:
         # SQLite: the same query on sqlite3's own connection under the session. In-process,
         # SQLAlchemy's work around an execution (context, parameter and result processing)
         # was most of a stream read's time: 2 of the 3 reads of a check-in's writer thread.
         # The id is bound as the column's type stores it, 16 bytes (sqlalchemy-utils'
         # UUIDType on a database without a UUID type).
-        key = _uuid_bytes(originator_id)
+        # The prebuilt query compiled for SQLite, its parameters in order: the id, then gt.
+        params = (_uuid_bytes(originator_id),) if gt is None else (_uuid_bytes(originator_id), gt)
         with driver_errors():
-            if gt is None:
-                rows = connection.execute(self._sqlite_select_all, (key,)).fetchall()
-            else:
-                rows = connection.execute(self._sqlite_select_after, (key, gt)).fetchall()
-        return [
-            StoredEvent(
-                originator_id=originator_id,
-                originator_version=version,
-                topic=topic,
-                state=state,
-            )
-            for version, topic, state in rows
-        ]
-
-    @functools.cached_property
-    def _sqlite_select_all(self) -> str:
-        return (
-            f"SELECT originator_version, topic, state FROM {self._table_name} "  # noqa: S608 - our own table
-            "WHERE originator_id = ? ORDER BY originator_version"
-        )
-
-    @functools.cached_property
-    def _sqlite_select_after(self) -> str:
-        return (
-            f"SELECT originator_version, topic, state FROM {self._table_name} "  # noqa: S608 - our own table
-            "WHERE originator_id = ? AND originator_version > ? ORDER BY originator_version"
-        )
+            rows = connection.execute(self._compiled(query), params).fetchall()
+        return _stream(originator_id, rows)
 
     @functools.cached_property
     def _table_name(self) -> str:
@@ -355,10 +323,7 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
 
     @functools.cached_property
     def _sqlite_insert(self) -> str:
-        return (
-            f"INSERT INTO {self._table_name} (originator_id, originator_version, topic, state) "  # noqa: S608 - our own table
-            "VALUES (?, ?, ?, ?) RETURNING id"
-        )
+        return self._insert_sql.replace("%s", "?")  # the same statement, sqlite3's marks
 
     @functools.cached_property
     def _insert_sql(self) -> str:
@@ -445,6 +410,19 @@ def driver_errors() -> Iterator[None]:
         raise OperationalError(error) from error
     except (psycopg.Error, sqlite3.Error) as error:
         raise DatabaseError(error) from error
+
+
+def _stream(originator_id: UUID | str, rows: Sequence[Any]) -> list[StoredEvent]:
+    """A stream's rows (version, topic, state) as the driver read them, as stored events."""
+    return [
+        StoredEvent(
+            originator_id=originator_id,
+            originator_version=version,
+            topic=topic,
+            state=bytes(state),  # bytes, whatever buffer type the driver gave
+        )
+        for version, topic, state in rows
+    ]
 
 
 def _uuid_bytes(value: UUID | str) -> bytes:
