@@ -37,7 +37,7 @@ from domain.organizations import OrganizationKind
 from domain.participants import Participant
 from domain.programs import Policy, ProgramArea
 from domain.provenance import Provenance, Role
-from infrastructure.settings import Settings
+from infrastructure.settings import ProjectionsMode, Settings
 from interfaces.bootstrap import build_services
 from interfaces.http.deps import fingerprint
 
@@ -46,6 +46,8 @@ POSTGRES_URL = os.environ.get(
     "TSUNAGARI_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 LIBPQ_URL = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://", 1)
+WRITER_COMMAND = b"writer"
+"""The word of its command line that tells the check-in writer from the projection worker."""
 CLIENT = (
     "pure-Python asyncio client in this process, one raw HTTP/1.1 keep-alive connection per "
     "desk over asyncio streams, requests encoded beforehand"
@@ -61,8 +63,9 @@ class Result:
     bench_cpu: float  # CPU seconds of this process (the client, or the app in-process)
     server_cpu: float | None = None  # CPU seconds of the server process
     # The server's CPU seconds by where they went: its event loop (the main thread), its
-    # other threads (the group-commit writer, readers), its child processes (projections).
-    server_split: tuple[float, float, float] | None = None
+    # other threads (readers; the group-commit writer when it is a thread), and its child
+    # processes: the check-in writer, the projection worker.
+    server_split: tuple[float, float, float, float] | None = None
 
     @property
     def rate(self) -> float:
@@ -210,6 +213,24 @@ def running_server(settings: Settings, log: Path) -> Iterator[tuple[int, int]]:
             process.wait()
 
 
+def caught_up(settings: Settings, timeout: float = 120.0) -> None:
+    """Wait until the server's projection worker has processed the whole log (unless the
+    projections are off): it starts with the server and first catches up on the seeded
+    participants, work that is not the live check-ins' and would land in their measurement."""
+    if Settings().run_projections is ProjectionsMode.OFF:
+        return
+    services = build_services(settings)
+    try:
+        head = services.app.recorder.max_notification_id() or 0
+        deadline = time.monotonic() + timeout
+        while (services.indicators.position() or 0) < head:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the projections did not reach log position {head}")
+            time.sleep(0.1)
+    finally:
+        services.close()
+
+
 def cpu_of(pid: int) -> float:
     """User + system CPU seconds so far of a process and its live children, such as the
     projection worker `serve` starts (Linux /proc)."""
@@ -221,9 +242,9 @@ def cpu_of(pid: int) -> float:
     return seconds + sum(map(cpu_of, children_of(pid)))
 
 
-def cpu_split(pid: int) -> tuple[float, float, float]:
-    """CPU seconds so far of a process's main thread, of its other threads, and of its live
-    children (Linux /proc)."""
+def cpu_split(pid: int) -> tuple[float, float, float, float]:
+    """CPU seconds so far of a process's main thread, of its other threads, of its live check-in
+    writer child, and of its other live children (the projection worker; Linux /proc)."""
     tick = os.sysconf("SC_CLK_TCK")
     loop = others = 0.0
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -234,7 +255,15 @@ def cpu_split(pid: int) -> tuple[float, float, float]:
                 loop += seconds
             else:
                 others += seconds
-    return loop, others, sum(map(cpu_of, children_of(pid)))
+    writer = projections = 0.0
+    for child in children_of(pid):
+        with suppress(FileNotFoundError):
+            command = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+            if WRITER_COMMAND in command:
+                writer += cpu_of(child)
+            else:
+                projections += cpu_of(child)
+    return loop, others, writer, projections
 
 
 def children_of(pid: int) -> list[int]:
@@ -281,7 +310,12 @@ class Bench:
         cpu, split = time.process_time(), cpu_split(pid)
         seconds, latencies = asyncio.run(drive(port, per_desk, expect))
         cpu, after = time.process_time() - cpu, cpu_split(pid)
-        spent = (after[0] - split[0], after[1] - split[1], after[2] - split[2])
+        spent = (
+            after[0] - split[0],
+            after[1] - split[1],
+            after[2] - split[2],
+            after[3] - split[3],
+        )
         return Result(self.store, what, seconds, latencies, cpu, sum(spent), spent)
 
     def check_ins(self, seed: Seed, people: list[UUID], tag: str) -> list[bytes]:
@@ -307,6 +341,7 @@ class Bench:
         with running_server(settings, log) as server:
             self.over_http("warm-up", server, health[: 10 * self.desks])
             self.over_http("warm-up", server, warm_up)
+            caught_up(settings)
             return [
                 self.over_http(f"HTTP POST check-in {self.desks}", server, measured),
                 self.over_http(f"HTTP GET /health {self.desks}", server, health),
@@ -394,17 +429,19 @@ def main() -> None:
     print(f"\n{head} {'bench CPU':>9} {'server CPU':>10}")
     print("\n".join(result.row() for rows in results.values() for result in rows))
     print("CPU time / wall time, 100% = one core; bench = this process (the client, or the app).")
-    print(f"\n{'server CPU per request, µs':<33} {'event loop':>10} {'threads':>8} {'children':>8}")
+    columns = f"{'event loop':>10} {'threads':>8} {'writer':>8} {'projections':>11}"
+    print(f"\n{'server CPU per request, µs':<33} {columns}")
     for rows in results.values():
         for result in rows:
             if result.server_split is not None:
-                loop, threads, children = (
+                loop, threads, writer, projections = (
                     x / len(result.latencies) * 1e6 for x in result.server_split
                 )
                 name = f"{result.store:<10} {result.what:<22}"
-                print(f"{name} {loop:>10.0f} {threads:>8.0f} {children:>8.0f}")
-    print("threads: the server's other threads (the group-commit writer, readers); children: the")
-    print("projection worker. The loop and the threads share one interpreter lock.")
+                print(f"{name} {loop:>10.0f} {threads:>8.0f} {writer:>8.0f} {projections:>11.0f}")
+    print("threads: the server's other threads (readers; the group-commit writer when it is one);")
+    print("writer: the check-in writer process; projections: the projection worker process.")
+    print("The loop and the threads share one interpreter lock; each process has its own.")
     ratio = f"{'HTTP/direct':>13}"
     print(
         f"\n{'':<10} {'HTTP/health':<15} {'HTTP p99 ms':<16} {ratio} {ratio} {'GET id/health':>13}"
