@@ -332,6 +332,23 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
             "VALUES (%s, %s, %s, %s) RETURNING id"
         )
 
+    def lock_log(self, session: Session) -> None:
+        """Take the store's write lock for the rest of the transaction, at once (``atomic``).
+
+        PostgreSQL: the log's table lock that inserts take anyway (``_lock_table``), taken
+        first. SQLite: ``BEGIN IMMEDIATE``, its write lock; sqlite3 would otherwise begin the
+        transaction at the first insert, after the command's reads, which SQLite answers
+        outside any transaction. Waiting for the lock is bounded by sqlite3's busy timeout,
+        which fails the command here rather than at commit, where the library's transaction
+        would swallow a SQLite OperationalError.
+        """
+        connection = sqlite_driver(session)
+        if connection is None:
+            self._lock_table(session)
+        elif not connection.in_transaction:
+            with driver_errors():
+                connection.execute("BEGIN IMMEDIATE")
+
     def _lock_table(self, session: Session) -> None:
         # Once a transaction: a group-commit transaction inserts for several commands, and
         # PostgreSQL holds the lock until commit anyway; each LOCK was a round trip.
@@ -619,8 +636,9 @@ def _array_type(column_type: Any, dialect: Any) -> str:
 class SqlStorage:
     """Idempotency records, in the same transaction as the events they answer for."""
 
-    def __init__(self, datastore: Datastore) -> None:
+    def __init__(self, datastore: Datastore, lock_log: Callable[[Session], None]) -> None:
         self.datastore = datastore
+        self.lock_log = lock_log
         self.outcomes = Table(
             "tsunagari_idempotency",
             datastore.metadata,
@@ -657,8 +675,22 @@ class SqlStorage:
         self._save = insert(self.outcomes)
         self._save_about = insert(self.about)
 
-    def atomic(self) -> AbstractContextManager[object]:
-        return self.datastore.transaction(commit=True)
+    @contextmanager
+    def atomic(self) -> Iterator[object]:
+        """A command's transaction, which takes the log's write lock before anything else.
+
+        Commands read (an event's state, a check-in's), decide, then write. Without the lock
+        first, a command of another process could change what was read between the read and
+        the commit: a check-in read an event as open while a coordinator's close was being
+        committed elsewhere, and was recorded after it. In one process the group commit runs
+        one transaction at a time; the lock does the same across processes (the check-in
+        writer beside the server, a command line beside both): each command reads a state no
+        other command can change before it commits.
+        """
+        with self.datastore.transaction(commit=True) as session:
+            if _first_in_transaction(session, "tsunagari_log_locked"):
+                self.lock_log(session)
+            yield session
 
     def find_outcome(self, scope: str, key: str) -> StoredOutcome | None:
         with self.datastore.transaction(commit=False) as session:
@@ -796,7 +828,9 @@ def open_application(
     def storage_factory(recorder: ApplicationRecorder) -> SqlStorage:
         datastore = Datastore(recorder, settings.database_schema)
         holder.append(datastore)
-        return SqlStorage(datastore)
+        if not isinstance(recorder, TsunagariRecorder):
+            raise TypeError("Tsunagari needs its own application recorder")
+        return SqlStorage(datastore, recorder.lock_log)
 
     def keys_factory() -> ParticipantKeys:
         return KeyTable(holder[0])

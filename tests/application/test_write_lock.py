@@ -1,0 +1,107 @@
+"""Commands of two processes on one store: each command reads a state the other cannot change
+before it commits (``SqlStorage.atomic`` takes the log's write lock first).
+
+Two applications opened on the same database stand for two processes (the server and the
+check-in writer, or a command line beside them): each has its own engine, connections and
+in-process locks, and shares nothing with the other but the store.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from domain.errors import EventNotOpen
+from infrastructure.settings import Settings
+from interfaces.bootstrap import Services, build_services
+from tests.application.test_group_commit import BY, _event, _participants
+from tests.support import Clock
+
+
+class Holding:
+    """An inline projection that, once armed, holds its command's transaction open (after the
+    command's events are saved, before the commit) until released."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.holding = threading.Event()
+        self.release = threading.Event()
+
+    def process(self, events: Sequence[Any]) -> None:
+        if self.armed:
+            self.armed = False
+            self.holding.set()
+            assert self.release.wait(30), "never released"
+
+
+@pytest.fixture
+def other(settings: Settings, clock: Clock) -> Iterator[Services]:
+    """A second process's services on the same store, with its own aggregate cache."""
+    built = build_services(settings, clock=clock)
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+def test_a_check_in_waits_for_another_processs_close_and_is_refused(
+    services: Services, other: Services
+) -> None:
+    app = services.app
+    event_id = _event(app)
+    (person,) = _participants(app, 1)
+    assert other.app.get_event(event_id).status == "scheduled"  # cached there, as open
+    holding = Holding()
+    app.add_inline_projection(holding)
+    holding.armed = True
+    with ThreadPoolExecutor(2) as pool:
+        closing = pool.submit(app.close_event, event_id, recorded_by=BY)
+        assert holding.holding.wait(10), "the close did not start"
+        # The close is saved, not committed. Without the lock first, the other process read
+        # the event as open, waited at its insert, and recorded the check-in after the close.
+        checking_in = pool.submit(
+            other.app.check_in, event_id, participant_id=person, recorded_by=BY
+        )
+        with pytest.raises(TimeoutError):
+            checking_in.result(timeout=0.5)  # it waits for the store's lock
+        holding.release.set()
+        closing.result(timeout=10)
+        with pytest.raises(EventNotOpen):
+            checking_in.result(timeout=10)
+    assert services.roster.check_ins_at(event_id) == []
+    assert app.get_event(event_id).status == "closed"
+
+
+def test_a_close_waits_for_another_processs_check_in_which_counts(
+    services: Services, other: Services
+) -> None:
+    app = services.app
+    event_id = _event(app)
+    (person,) = _participants(app, 1)
+    holding = Holding()
+    other.app.add_inline_projection(holding)
+    holding.armed = True
+    with ThreadPoolExecutor(2) as pool:
+        checking_in = pool.submit(
+            other.app.check_in, event_id, participant_id=person, recorded_by=BY
+        )
+        assert holding.holding.wait(10), "the check-in did not start"
+        closing = pool.submit(app.close_event, event_id, recorded_by=BY)
+        with pytest.raises(TimeoutError):
+            closing.result(timeout=0.5)
+        holding.release.set()
+        assert checking_in.result(timeout=10).created
+        closing.result(timeout=10)
+    # The check-in was recorded before the close, in the log as at the desk.
+    log = app.recorder.select_notifications(start=1, limit=1000)
+    assert [notification.topic.rsplit(".", 1)[-1] for notification in log[-2:]] == [
+        "CheckedIn",
+        "Closed",
+    ]
+    (entry,) = services.roster.check_ins_at(event_id)
+    assert entry.participant_id == person
+    assert entry.counted
