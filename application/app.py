@@ -99,6 +99,16 @@ class Outcome(Generic[V]):
     replayed: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class CheckIn:
+    """One check-in command, as ``check_in`` takes it: for ``check_in_all``."""
+
+    event_id: UUID
+    participant_id: UUID
+    recorded_by: Provenance
+    idempotency: Idempotency | None = None
+
+
 @dataclass(frozen=True)
 class Decision(Generic[V]):
     """What a command decided: the view to answer and the aggregates holding new events."""
@@ -505,6 +515,43 @@ class Tsunagari(Application[UUID]):
         return await self._execute_async(
             "check_in", CheckInView, idempotency, decide, look_first=False, reads=(participant_id,)
         )
+
+    def check_in_all(self, commands: Sequence[CheckIn]) -> list[Outcome[CheckInView] | Exception]:
+        """Many check-ins at once, in shared transactions (group commit): each one's outcome,
+        or the error it was refused with, in their order; as ``check_in`` for each, but from
+        one caller. The check-in writer process answers the server's check-ins with it.
+
+        Each one also reads its event, and they read their events and participants in one
+        query a transaction: an application without an aggregate cache (another process
+        writes the same store) reads the event once a batch, not once a check-in."""
+        attempts = [
+            self._attempt(
+                "check_in",
+                CheckInView,
+                command.idempotency,
+                self._check_in(command.event_id, command.participant_id, command.recorded_by),
+                look_first=False,
+            )
+            for command in commands
+        ]
+        answers: dict[int, Outcome[CheckInView] | Exception] = {}
+        waiting = list(range(len(commands)))
+        for _ in range(MAX_ATTEMPTS):
+            works = [
+                (attempts[i], (commands[i].participant_id, commands[i].event_id)) for i in waiting
+            ]
+            again = []
+            for i, answer in zip(waiting, self.commits.run_all(works), strict=True):
+                if isinstance(answer, IntegrityError):
+                    again.append(i)  # lost a race: decided again, as in ``_execute``
+                else:
+                    answers[i] = answer
+            waiting = again
+            if not waiting:
+                break
+        for i in waiting:
+            answers[i] = self._contention("check_in")
+        return [answers[i] for i in range(len(commands))]
 
     def _check_in(
         self, event_id: UUID, participant_id: UUID, recorded_by: Provenance

@@ -127,6 +127,35 @@ class GroupCommit:
                 self._lead()
         return unit.answer()
 
+    def run_all(
+        self, works: Sequence[tuple[Callable[[], T], Sequence[Hashable]]]
+    ) -> list[T | Exception]:
+        """``run`` for many works of one caller at once, each with what it will read: they
+        queue together, so they share transactions (``max_batch`` at a time). Answers each
+        one's result, or the exception it raised, in their order; one's failure fails no other.
+        For a caller that receives commands in batches (the check-in writer process).
+        """
+        units = [_Unit(work, reads=reads) for work, reads in works]
+        with self._mutex:
+            self._queue.extend(units)
+            lead = not self._leading
+            self._leading = True
+        if lead:
+            self._lead()
+        for unit in units:
+            while not unit.answered:
+                unit.wake.wait()
+                unit.wake.clear()
+                if not unit.answered:  # woken to take the lead, not with its answer
+                    self._lead()
+        answers: list[T | Exception] = []
+        for unit in units:
+            error = unit.error
+            if error is not None and not isinstance(error, Exception):
+                raise error  # not an Exception (KeyboardInterrupt...): stop, as ``run`` does
+            answers.append(unit.answer() if error is None else error)
+        return answers
+
     async def run_async(self, work: Callable[[], T], *, reads: Sequence[Hashable] = ()) -> T:
         """``run`` for a caller on an event loop: the loop keeps serving while it waits."""
         if self._closed:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import partial
 
 import pytest
 
@@ -242,3 +243,38 @@ def test_a_prepare_that_fails_leaves_each_unit_to_run_alone_with_its_own_answer(
     assert answers == [10, 20, 30]
     # The leader, then each unit alone: had the three shared a commit, sizes would end in 3.
     assert store.sizes == [0, 1, 1, 1]
+
+
+def test_run_all_answers_each_work_in_order_in_shared_transactions() -> None:
+    """One caller's many works (the check-in writer's): each gets its own outcome, in order;
+    a refusal or a failure costs no other its commit; they share transactions of max_batch."""
+    store = ToyStore()
+    commits = GroupCommit(store.atomic, max_batch=16)
+    units = list(range(1, 101))
+    answers = commits.run_all([(partial(store.work, unit), (f"unit {unit}",)) for unit in units])
+    commits.close()
+    assert [a if isinstance(a, int) else type(a) for a in answers] == list(map(expected, units))
+    succeeded = [unit for unit in units if isinstance(expected(unit), int)]
+    assert sorted(store.committed) == succeeded
+    assert max(store.sizes) <= 16
+    assert len(store.sizes) - 25 < 16  # mostly shared: not a transaction a unit
+
+
+def test_run_all_queues_behind_a_leader_and_takes_the_lead_when_handed_it() -> None:
+    store = ToyStore()
+    commits = GroupCommit(store.atomic, max_batch=4)
+    slow, leading, go = held_leader()
+    units = [1, 2, 3, 4, 5, 6, 8, 9, 10, 12]  # none that refuses or fails
+    with ThreadPoolExecutor(2) as pool:
+        held = pool.submit(commits.run, slow)
+        assert leading.wait(10)
+        many = pool.submit(commits.run_all, [(partial(store.work, unit), ()) for unit in units])
+        while commits.queued < len(units):
+            time.sleep(0.001)
+        go.set()
+        assert held.result(timeout=10) == 0
+        assert many.result(timeout=10) == [unit * 10 for unit in units]
+    commits.close()
+    # The leader's transaction, then the ten in transactions of at most four, in order.
+    assert store.sizes == [0, 4, 4, 2]
+    assert store.committed == units
