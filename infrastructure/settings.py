@@ -25,6 +25,13 @@ class ProjectionsMode(Enum):
     OFF = "off"  # not at all: `tsunagari projections run` elsewhere
 
 
+class WriterMode(Enum):
+    """Where `serve` writes the desks' check-ins."""
+
+    PROCESS = "process"  # a writer process that serve starts, watches and stops
+    THREAD = "thread"  # the group-commit writer thread of the server's own process
+
+
 class Settings(BaseSettings):
     """Everything Tsunagari reads from its environment."""
 
@@ -48,6 +55,12 @@ class Settings(BaseSettings):
         ProjectionsMode.PROCESS,
         description="Where `serve` follows the log with the indicator projections: process, "
         "thread or off (true and false mean process and off)",
+    )
+
+    check_in_writer: WriterMode = Field(
+        WriterMode.PROCESS,
+        description="Where `serve` writes check-ins: a writer process of their own (process), "
+        "or a thread of the server (thread)",
     )
 
     @field_validator("run_projections", mode="before")

@@ -25,6 +25,7 @@ from infrastructure.archive import ExportRefused, ImportRefused
 from infrastructure.logging import configure_logging
 from infrastructure.settings import Settings
 from interfaces.bootstrap import Services, build_services
+from interfaces.check_in_writer import run_writer
 from interfaces.demo import DemoPlan, load_demo, plan_size
 from interfaces.http.app import create_app
 from interfaces.projection_worker import WORKER_OF
@@ -70,6 +71,16 @@ def serve(
     configure_logging(settings)
     typer.echo(f"Tsunagari API on http://{host}:{port} — docs: http://{host}:{port}/docs")
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+
+
+@cli.command(hidden=True)
+def writer(
+    fd: Annotated[int, typer.Option(help="The socket to the server, inherited from it")],
+) -> None:
+    """The check-in writer process that `serve` starts (interfaces.check_in_writer)."""
+    settings = Settings()
+    configure_logging(settings)
+    run_writer(settings, fd)
 
 
 @token_cli.command("create")

@@ -9,8 +9,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from infrastructure.settings import ProjectionsMode, Settings
+from infrastructure.settings import ProjectionsMode, Settings, WriterMode
 from interfaces.bootstrap import Services, build_services
+from interfaces.check_in_writer import CheckInWriter
 from interfaces.http.direct import DirectCheckIn
 from interfaces.http.middleware import RequestBodyMiddleware, RequestContextMiddleware
 from interfaces.http.problems import install_problem_handlers
@@ -77,7 +78,15 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = services is None
+        in_process = not own or settings.check_in_writer is WriterMode.THREAD
         app.state.services = build_services(settings) if own else services
+        writer = None if in_process else CheckInWriter(settings, app.state.services.app)
+        app.state.writer = writer
+        if writer is None:
+            app.state.check_in = app.state.services.app.check_in_async
+        else:
+            await writer.start()
+            app.state.check_in = writer.check_in
         if own:
             settle_collector()
         projections: Follower | ProjectionWorker | None = None
@@ -92,6 +101,8 @@ def create_app(
         finally:
             if projections is not None:
                 projections.stop()
+            if writer is not None:
+                await writer.stop()
             if own:
                 app.state.services.close()
 

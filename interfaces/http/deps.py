@@ -12,7 +12,8 @@ import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, Protocol, TypeVar
+from uuid import UUID
 
 import structlog
 from fastapi import Depends, Request
@@ -21,8 +22,9 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.utils import deep_dict_update
 
-from application.app import Tsunagari
+from application.app import Outcome, Tsunagari
 from application.ports import Idempotency
+from application.views import CheckInView
 from domain.provenance import Provenance, Role
 from infrastructure.tokens import Principal
 from interfaces.bootstrap import Services
@@ -58,6 +60,28 @@ async def get_app(request: Request) -> Tsunagari:
 
 
 AppDep = Annotated[Tsunagari, Depends(get_app)]
+
+
+class CheckInCall(Protocol):
+    """``Tsunagari.check_in_async``, or the check-in writer process's ``check_in``."""
+
+    async def __call__(
+        self,
+        event_id: UUID,
+        *,
+        participant_id: UUID,
+        recorded_by: Provenance,
+        idempotency: Idempotency | None = None,
+    ) -> Outcome[CheckInView]: ...
+
+
+async def get_check_in(request: Request) -> CheckInCall:
+    """Where this server's check-ins are written (set at start-up: ``create_app``)."""
+    check_in: CheckInCall = request.app.state.check_in
+    return check_in
+
+
+CheckInDep = Annotated[CheckInCall, Depends(get_check_in)]
 
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 

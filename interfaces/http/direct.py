@@ -142,7 +142,7 @@ def _accept(scope: Scope, event_id: str, body: bytes) -> _Command | None:
 async def _check_in(scope: Scope, receive: Receive, send: Send, command: _Command) -> None:
     fastapi: Any = scope["app"]
     try:
-        outcome = await fastapi.state.services.app.check_in_async(
+        outcome = await fastapi.state.check_in(
             command.event_id,
             participant_id=command.participant_id,
             recorded_by=command.provenance,

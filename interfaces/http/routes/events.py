@@ -14,6 +14,7 @@ from interfaces.http.deps import (
     AllowCommand,
     ApiRoute,
     AppDep,
+    CheckInDep,
     ServicesDep,
     read_in_thread,
 )
@@ -120,9 +121,9 @@ def close_event(event_id: UUID, response: Response, app: AppDep, actor: Schedule
     summary="Check a participant in (受付): 201 the first time, 200 when already checked in",
 )
 async def check_in(
-    event_id: UUID, body: CheckInIn, response: Response, app: AppDep, actor: Desk
+    event_id: UUID, body: CheckInIn, response: Response, write: CheckInDep, actor: Desk
 ) -> CheckInView:
-    outcome = await app.check_in_async(
+    outcome = await write(
         event_id,
         participant_id=body.participant_id,
         recorded_by=actor.provenance,

@@ -1,0 +1,207 @@
+"""The check-in writer process (interfaces.check_in_writer), as `serve` runs it: the real app
+with its own services, a real writer process on the same store, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from fastapi.testclient import TestClient
+
+from application.errors import NotFound
+from domain.errors import UnknownReference
+from domain.provenance import Role
+from infrastructure.settings import ProjectionsMode, Settings, WriterMode
+from interfaces.bootstrap import build_services
+from interfaces.check_in_writer import CheckInWriter, _answers, unframe
+from interfaces.http.app import create_app
+from tests.application.test_group_commit import BY, _event, _participants
+
+
+@dataclass
+class Served:
+    client: TestClient
+    writer: CheckInWriter
+    event_id: UUID
+    people: list[UUID]
+    desk: dict[str, str]
+    admin: dict[str, str]
+
+    def check_in(self, person: UUID | str, **headers: str) -> Any:
+        return self.client.post(
+            f"/events/{self.event_id}/check-ins",
+            json={"participant_id": str(person)},
+            headers={**self.desk, **headers},
+        )
+
+
+def _quiet(settings: Settings) -> Settings:
+    return settings.model_copy(update={"run_projections": ProjectionsMode.OFF})
+
+
+@pytest.fixture
+def served(settings: Settings) -> Iterator[Served]:
+    settings = _quiet(settings)
+    assert settings.check_in_writer is WriterMode.PROCESS  # serve's default
+    services = build_services(settings)
+    try:
+        event_id = _event(services.app)
+        people = _participants(services.app, 8)
+        desk = services.tokens.create(name="desk", role=Role.DESK)[1]
+        admin = services.tokens.create(name="admin", role=Role.ADMIN)[1]
+    finally:
+        services.close()
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        writer = client.app.state.writer  # type: ignore[attr-defined]
+        yield Served(
+            client,
+            writer,
+            event_id,
+            people,
+            {"Authorization": f"Bearer {desk}", "X-Desk-Id": "suge-1"},
+            {"Authorization": f"Bearer {admin}"},
+        )
+
+
+def _command_line(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+
+
+def test_check_ins_are_written_by_a_process_of_their_own(served: Served) -> None:
+    pid = served.writer.pid
+    assert pid is not None
+    assert pid != os.getpid()
+    if Path("/proc").is_dir():
+        assert "writer" in _command_line(pid)
+    answers = [
+        served.check_in(person, **{"Idempotency-Key": f"k-{person}"}) for person in served.people
+    ]
+    assert [answer.status_code for answer in answers] == [201] * len(served.people)
+    assert [answer.json()["participant_id"] for answer in answers] == list(map(str, served.people))
+    assert served.writer.answered == len(served.people)
+    again = served.check_in(served.people[0], **{"Idempotency-Key": f"k-{served.people[0]}"})
+    assert again.status_code == 201  # replayed: the first answer, status and body
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == answers[0].json()
+    listed = served.client.get(f"/events/{served.event_id}/check-ins", headers=served.admin)
+    assert listed.json()["checked_in"] == len(served.people)
+
+
+def test_the_server_and_the_writer_each_see_what_the_other_wrote(served: Served) -> None:
+    """Neither process answers from a copy older than the store: the server reverts a check-in
+    the writer made, the writer checks the person in again, the server reads it back, and a
+    close by the server refuses the writer's next check-in."""
+    person, other = served.people[:2]
+    assert served.check_in(person).status_code == 201
+    path = f"/events/{served.event_id}/check-ins/{person}"
+    reverted = served.client.post(f"{path}/revert", json={"reason": "人違い"}, headers=served.desk)
+    assert reverted.status_code == 200
+    assert reverted.json()["status"] == "reverted"
+    again = served.check_in(person)
+    assert again.status_code in (200, 201)
+    assert again.json()["status"] == "checked_in"
+    read = served.client.get(path, headers=served.admin)
+    assert read.json()["status"] == "checked_in"
+    closed = served.client.post(f"/events/{served.event_id}/close", headers=served.admin)
+    assert closed.status_code == 200
+    refused = served.check_in(other)
+    assert refused.status_code == 409
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert "closed" in refused.json()["detail"]
+    listed = served.client.get(f"/events/{served.event_id}/check-ins", headers=served.admin)
+    assert [entry["participant_id"] for entry in listed.json()["check_ins"]] == [str(person)]
+
+
+def test_the_writers_refusals_are_the_servers(served: Served) -> None:
+    unknown = uuid4()
+    answer = served.check_in(unknown)
+    assert answer.status_code == 422
+    assert str(unknown) in answer.json()["detail"]
+    missing = served.client.post(
+        f"/events/{uuid4()}/check-ins",
+        json={"participant_id": str(served.people[0])},
+        headers=served.desk,
+    )
+    assert missing.status_code == 404
+    assert "no event" in missing.json()["detail"]
+    assert served.writer.answered == 2  # both refused by the writer, not by the server
+
+
+def test_a_writer_that_dies_is_started_again_and_nothing_it_was_given_is_lost(
+    settings: Settings,
+) -> None:
+    settings = _quiet(settings)
+    services = build_services(settings)
+    try:
+        event_id = _event(services.app)
+        people = _participants(services.app, 40)
+
+        async def scene() -> tuple[list[Any], CheckInWriter]:
+            writer = CheckInWriter(settings, services.app)
+            await writer.start()
+            try:
+                first = writer.pid
+                assert first is not None
+                sent = [
+                    asyncio.ensure_future(
+                        writer.check_in(event_id, participant_id=person, recorded_by=BY)
+                    )
+                    for person in people
+                ]
+                await asyncio.sleep(0)  # sent: the writer is starting, or has some done
+                os.kill(first, signal.SIGKILL)
+                answers = await asyncio.wait_for(asyncio.gather(*sent), 60)
+                for _ in range(600):  # started again
+                    if writer.started == 2 and writer.pid != first:
+                        break
+                    await asyncio.sleep(0.05)
+                later = await asyncio.wait_for(
+                    writer.check_in(event_id, participant_id=people[0], recorded_by=BY), 60
+                )
+                assert later.created is False  # already checked in
+                with pytest.raises(UnknownReference):
+                    await writer.check_in(event_id, participant_id=uuid4(), recorded_by=BY)
+                with pytest.raises(NotFound):
+                    await writer.check_in(uuid4(), participant_id=people[0], recorded_by=BY)
+                return answers, writer
+            finally:
+                await writer.stop()
+
+        answers, writer = asyncio.run(scene())
+        assert writer.started == 2
+        assert writer.answered >= 3  # the last three, by the new writer
+        assert all(
+            answer.result.participant_id == person
+            for answer, person in zip(answers, people, strict=True)
+        )
+        roster = services.roster.check_ins_at(event_id)
+        assert sorted(entry.participant_id for entry in roster) == sorted(people)
+        assert all(entry.counted for entry in roster)
+    finally:
+        services.close()
+
+
+class _Unpicklable(Exception):
+    def __reduce__(self) -> Any:
+        raise TypeError("not this one")
+
+
+def test_an_answer_that_does_not_pickle_still_reaches_the_server_as_an_error() -> None:
+    """The writer's answers go back in one message: one that cannot be sent spoils none of
+    the others, and its caller still hears that it failed, and how."""
+    fine = RuntimeError("fine")
+    message = bytearray(_answers([1, 2], [fine, _Unpicklable("a database said no")]))
+    ((first, second),) = list(unframe(message))
+    assert first[0] == 1
+    assert repr(first[1]) == repr(fine)
+    assert second[0] == 2
+    assert isinstance(second[1], RuntimeError)
+    assert "a database said no" in str(second[1])
+    assert message == b""  # taken whole
