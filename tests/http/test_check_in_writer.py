@@ -205,3 +205,25 @@ def test_an_answer_that_does_not_pickle_still_reaches_the_server_as_an_error() -
     assert isinstance(second[1], RuntimeError)
     assert "a database said no" in str(second[1])
     assert message == b""  # taken whole
+
+
+def test_with_the_writer_as_a_thread_the_server_writes_its_check_ins_itself(
+    settings: Settings,
+) -> None:
+    settings = _quiet(settings).model_copy(update={"check_in_writer": WriterMode.THREAD})
+    services = build_services(settings)
+    try:
+        event_id = _event(services.app)
+        (person,) = _participants(services.app, 1)
+        desk = services.tokens.create(name="desk", role=Role.DESK)[1]
+    finally:
+        services.close()
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        assert client.app.state.writer is None  # type: ignore[attr-defined]
+        answer = client.post(
+            f"/events/{event_id}/check-ins",
+            json={"participant_id": str(person)},
+            headers={"Authorization": f"Bearer {desk}"},
+        )
+    assert answer.status_code == 201
+    assert answer.json()["participant_id"] == str(person)

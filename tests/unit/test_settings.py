@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from infrastructure.settings import ProjectionsMode, Settings
+from infrastructure.settings import ProjectionsMode, Settings, WriterMode
 
 
 @pytest.mark.parametrize(
@@ -48,3 +48,22 @@ def test_settings_pass_to_a_worker_process_through_its_environment(
     for name, value in env.items():  # as the worker process reads them
         monkeypatch.setenv(name, value)
     assert Settings() == settings
+
+
+@pytest.mark.parametrize(
+    ("given", "mode"), [("process", WriterMode.PROCESS), ("thread", WriterMode.THREAD)]
+)
+def test_the_check_in_writer_runs_where_the_environment_says(
+    monkeypatch: pytest.MonkeyPatch, given: str, mode: WriterMode
+) -> None:
+    monkeypatch.setenv("TSUNAGARI_CHECK_IN_WRITER", given)
+    assert Settings().check_in_writer is mode
+    assert Settings().as_environment()["TSUNAGARI_CHECK_IN_WRITER"] == given
+
+
+def test_an_unknown_check_in_writer_mode_is_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TSUNAGARI_CHECK_IN_WRITER", "elsewhere")
+    with pytest.raises(ValidationError, match="check_in_writer"):
+        Settings()
