@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from itertools import combinations
+from dataclasses import dataclass, replace
+from itertools import combinations, compress
 from operator import itemgetter
 from typing import Any
 from uuid import UUID
@@ -225,6 +225,26 @@ class Summarizer:
         )
 
 
+def _attendee_changes(previous: HeldEvent, summary: HeldEvent) -> tuple[HeldEvent, HeldEvent]:
+    """The attendees of ``previous`` not in ``summary`` and those of ``summary`` not in
+    ``previous``, each as a summary of only those attendees. An attendee is their band key
+    (participant and band together), so one whose band changed both leaves and comes."""
+    return _only(previous, set(summary.band_keys)), _only(summary, set(previous.band_keys))
+
+
+def _only(event: HeldEvent, others: set[int]) -> HeldEvent:
+    """``event`` with only the attendees whose band key is not among ``others``."""
+    keep = [key not in others for key in event.band_keys]
+    return replace(
+        event,
+        participants=tuple(compress(event.participants, keep)),
+        bands=tuple(compress(event.bands, keep)),
+        groups_of=tuple(compress(event.groups_of, keep)),
+        band_keys=tuple(compress(event.band_keys, keep)),
+        group_keys=tuple(compress(event.group_keys, keep)),
+    )
+
+
 BASE_SCOPES = (Scope(), *(Scope(policy=policy.value) for policy in Policy))
 """Materialised for every fiscal year with events, held or not; district and programme scopes
 only while they have held events."""
@@ -247,6 +267,22 @@ class ScopeTally:
         self.held += sign
         for _, accumulator in self.accumulators:
             accumulator.add(event, sign)
+
+    def change(
+        self, previous: HeldEvent, summary: HeldEvent, left: HeldEvent, came: HeldEvent
+    ) -> None:
+        """A held event that stays held (and in this scope) changed from ``previous`` to
+        ``summary``; ``left`` and ``came`` hold only its attendees who are in one and not the
+        other. Each per-attendee accumulator takes only those; the others take the old
+        summary out and the new one in, as ``add`` would. Every accumulator hears of the
+        removal before any hears of the addition: the tallies two definitions share count
+        what both pass on in a row once (``definitions._FedOnce``)."""
+        for _, accumulator in self.accumulators:
+            per_attendee = getattr(accumulator, "PER_ATTENDEE", False)
+            accumulator.add(left if per_attendee else previous, -1)
+        for _, accumulator in self.accumulators:
+            per_attendee = getattr(accumulator, "PER_ATTENDEE", False)
+            accumulator.add(came if per_attendee else summary, 1)
 
     def add_all(self, events: Sequence[HeldEvent]) -> None:
         self.held += len(events)
@@ -298,6 +334,22 @@ class Ledger:
         previous = self.contributions.get(event_id)
         if previous is summary:
             return set()
+        if (
+            previous is not None
+            and summary is not None
+            and previous.fiscal_year == summary.fiscal_year
+            and self.scopes_of(previous) == self.scopes_of(summary)
+        ):
+            # The usual change: check-ins at an event already held. Its per-attendee
+            # accumulators take only who came and who left, not every attendee twice (out with
+            # the old summary, in with the new): at a festival with thousands of attendees
+            # that was most of each batch's time.
+            self.contributions[event_id] = summary
+            left, came = _attendee_changes(previous, summary)
+            tallies = self.tallies[summary.fiscal_year]
+            for scope in self.scopes_of(summary):
+                tallies[scope].change(previous, summary, left, came)
+            return {(summary.fiscal_year, scope) for scope in self.scopes_of(summary)}
         changed: set[tuple[int, Scope]] = set()
         if previous is not None:
             del self.contributions[event_id]

@@ -26,7 +26,13 @@ _K = TypeVar("_K")
 
 
 class Accumulator(Protocol):
-    """One indicator's running value over the held events added so far."""
+    """One indicator's running value over the held events added so far.
+
+    An accumulator whose ``PER_ATTENDEE`` is true counts each registered attendee of an event
+    on their own (by ``participants``, ``bands``, ``groups_of``, ``band_keys``,
+    ``group_keys``), and nothing else of the event: a change to a held event can then be
+    given to it as the attendees who left and those who came (``ScopeTally.change``).
+    """
 
     def add(self, event: HeldEvent, sign: int) -> None:
         """Add (sign 1) or remove (sign -1) the contribution of one held event."""

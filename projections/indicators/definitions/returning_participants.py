@@ -11,6 +11,8 @@ class ReturningParticipants:
     """People at two or more held events (the scope's shared tally of people counts them as
     they cross from one event to two)."""
 
+    PER_ATTENDEE = True  # see definitions.Accumulator
+
     def __init__(self, parameters: Parameters, shared: Shared) -> None:
         self.people = shared.people()
 

@@ -16,6 +16,8 @@ class UniqueParticipants:
     """Distinct people: the scope's shared tally of people, and the number of held events each
     attended in each band and each group (keys from ``HeldEvent.band_keys``/``group_keys``)."""
 
+    PER_ATTENDEE = True  # see definitions.Accumulator
+
     def __init__(self, parameters: Parameters, shared: Shared) -> None:
         self.people = shared.people()
         self.band_ids = tuple(band.id for band in parameters.bands.bands)
