@@ -10,7 +10,7 @@ import weakref
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
@@ -533,6 +533,8 @@ def application_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+T = TypeVar("T")
+
 _LISTENED: weakref.WeakSet[Any] = weakref.WeakSet()
 """The session makers ``write_deferred`` listens on. Not ``event.contains``: SQLAlchemy's
 registry keys a listener by the id() of its target and keeps the key after the target is gone,
@@ -632,17 +634,18 @@ def _insert_on_sqlite(
     it (datetimes to its text, booleans to integers), without SQLAlchemy's work around the
     execution. The same stored bytes: tests/application/test_side_rows.py."""
     dialect = session.get_bind().dialect
-    preparer = dialect.identifier_preparer
-    table = statement.table
-    columns = list(rows[0])
-    processors = [
-        table.c[column].type.dialect_impl(dialect).bind_processor(dialect) for column in columns
-    ]
-    names = ", ".join(preparer.quote(column) for column in columns)
-    sql = (
-        f"INSERT INTO {preparer.format_table(table)} ({names}) "  # noqa: S608 - our own tables
-        f"VALUES ({', '.join('?' for _ in columns)})"
-    )
+    columns = tuple(rows[0])
+
+    def prepare() -> tuple[str, list[Any]]:
+        preparer, table = dialect.identifier_preparer, statement.table
+        names = ", ".join(preparer.quote(column) for column in columns)
+        marks = ", ".join("?" for _ in columns)
+        return (
+            f"INSERT INTO {preparer.format_table(table)} ({names}) VALUES ({marks})",  # noqa: S608 - our own tables
+            [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns],
+        )
+
+    sql, processors = _prepared(statement, columns, dialect, prepare)
     values = [
         tuple(
             row[column] if process is None else process(row[column])
@@ -664,14 +667,38 @@ def _insert_on_driver(
     arrays go in binary (``%b``): in text, psycopg escaped every string with a regex, slower
     than the VALUES list. Values go as they are: str, bool, int, aware datetimes, None."""
     dialect = session.get_bind().dialect
-    preparer = dialect.identifier_preparer
-    table = statement.table
-    columns = list(rows[0])
-    names = ", ".join(preparer.quote(column) for column in columns)
-    arrays = ", ".join(f"%b::{_array_type(table.c[column].type, dialect)}[]" for column in columns)
-    sql = f"INSERT INTO {preparer.format_table(table)} ({names}) SELECT * FROM unnest({arrays})"  # noqa: S608 - our own tables
+    columns = tuple(rows[0])
+
+    def prepare() -> str:
+        preparer, table = dialect.identifier_preparer, statement.table
+        names = ", ".join(preparer.quote(column) for column in columns)
+        arrays = ", ".join(f"%b::{_array_type(table.c[c].type, dialect)}[]" for c in columns)
+        return (
+            f"INSERT INTO {preparer.format_table(table)} ({names}) SELECT * FROM unnest({arrays})"  # noqa: S608 - our own tables
+        )
+
+    sql: str = _prepared(statement, columns, dialect, prepare)
     with driver_errors(), driver.cursor() as cursor:
         cursor.execute(sql, [[row[column] for row in rows] for column in columns])
+
+
+_PREPARED: dict[tuple[int, tuple[str, ...], str], tuple[Insert, Any]] = {}
+"""The SQL (and SQLite's value conversions) of each insert of side rows, by statement, columns
+and dialect: worked out from SQLAlchemy's types once, not at every commit, where it cost as
+much as the insert. Each entry holds its statement, so its id is not reused while cached."""
+
+
+def _prepared(
+    statement: Insert, columns: tuple[str, ...], dialect: Any, make: Callable[[], T]
+) -> T:
+    key = (id(statement), columns, dialect.name)
+    held = _PREPARED.get(key)
+    if held is None:
+        if len(_PREPARED) >= 256:  # many stores in one process (tests): start again
+            _PREPARED.clear()
+        held = _PREPARED[key] = (statement, make())
+    made: T = held[1]
+    return made
 
 
 def _array_type(column_type: Any, dialect: Any) -> str:
