@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
 
 from application.app import Tsunagari, utc_now
 from application.audit import AuditTrail
 from infrastructure.archive import LogArchive
 from infrastructure.locks import AdvisoryLock, FileLock
 from infrastructure.log_records import SqlLogRecords
-from infrastructure.persistence import Datastore, open_application
+from infrastructure.persistence import Datastore, open_application, prepare_database
 from infrastructure.seal import LogSeal
 from infrastructure.settings import Settings
 from infrastructure.tokens import TokenStore
@@ -64,14 +68,51 @@ class Services:
 
 def build_services(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Services:
     """Open the store named by the settings, creating any table it lacks."""
-    app, datastore = open_application(settings, clock=clock)
-    roster = Roster(datastore)
-    tokens = TokenStore(datastore)
-    recorder: Any = app.recorder
-    seal = LogSeal(datastore, recorder.events_record_cls.__table__)
-    datastore.create_tables()
-    app.add_inline_projection(roster)
-    app.use_attendance_index(roster)
-    indicators = IndicatorReadModel(datastore)
+    with schema_lock(settings):
+        app, datastore = open_application(settings, clock=clock)
+        roster = Roster(datastore)
+        tokens = TokenStore(datastore)
+        recorder: Any = app.recorder
+        seal = LogSeal(datastore, recorder.events_record_cls.__table__)
+        datastore.create_tables()
+        app.add_inline_projection(roster)
+        app.use_attendance_index(roster)
+        indicators = IndicatorReadModel(datastore)
     targets = load_targets(settings.targets_file)
     return Services(settings, app, datastore, roster, tokens, indicators, targets, seal)
+
+
+SCHEMA_LOCK_TIMEOUT = 120.0
+"""Seconds a process waits for another that is creating the store's tables."""
+
+
+@contextmanager
+def schema_lock(settings: Settings) -> Iterator[None]:
+    """One process at a time opens a store and creates what it lacks. Several start together
+    (the server, its check-in writer and projection worker, a command line), and SQLAlchemy's
+    ``create_all(checkfirst=True)`` looks, then creates: two that both looked on a new store
+    both created, and the second failed (PostgreSQL: duplicate key in ``pg_type``; SQLite:
+    table already exists). A file lock beside the SQLite file; on PostgreSQL an advisory lock
+    per schema, on a connection of its own."""
+    path = settings.sqlite_path()
+    engine = None
+    lock: FileLock | AdvisoryLock
+    if path is not None:
+        prepare_database(settings)
+        lock = FileLock(Path(f"{path}.schema.lock"))
+    else:
+        engine = create_engine(settings.database_url, poolclass=NullPool)
+        lock = AdvisoryLock(engine, f"tsunagari-schema:{settings.database_schema or 'public'}")
+    try:
+        if not lock.acquire(timeout=SCHEMA_LOCK_TIMEOUT):
+            raise RuntimeError(
+                f"another process has been opening the store for {SCHEMA_LOCK_TIMEOUT:.0f} s; "
+                "is one stuck creating its tables?"
+            )
+        try:
+            yield
+        finally:
+            lock.release()
+    finally:
+        if engine is not None:
+            engine.dispose()
