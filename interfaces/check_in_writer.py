@@ -40,6 +40,7 @@ import signal
 import socket
 import struct
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import suppress
 from typing import Any
@@ -84,26 +85,48 @@ def unframe(buffer: bytearray) -> Iterator[Any]:
 # The writer's side ---------------------------------------------------------------------
 
 
+GATHER = 8
+"""Fewer check-ins than this, while desks are busy, wait ``GATHER_WAIT`` once for more."""
+GATHER_WAIT = 0.0003
+"""Seconds. A batch's commit (an fsync on SQLite; a round trip and a WAL flush on PostgreSQL)
+and its other fixed costs are those of several check-ins: under load the writer is the busy
+part, and with 16 desks it found 6 to 8 check-ins each time. Waiting 0.3 ms lets the desks'
+next ones join the batch: the writer then spent 15-20 % less per check-in and the server
+answered 10-20 % more of them (bench/README.md). A lone check-in, at a quiet desk, never
+waits: only one after a batch of more than one."""
+
+
 def serve_writer(app: Tsunagari, connection: socket.socket) -> None:
     """Answer check-ins from the server until it closes its end: each time, every check-in
     that has arrived, at once."""
     buffer = bytearray()
+    busy = False  # the last batch had more than one check-in: desks are queueing
     while True:
         data = connection.recv(1 << 16)
         if not data:
             return
         buffer += data
-        with suppress(BlockingIOError):  # and whatever else has arrived meanwhile
-            while more := connection.recv(1 << 16, socket.MSG_DONTWAIT):
-                buffer += more
+        _take_arrived(connection, buffer)
         requests: list[tuple[int, CheckIn]] = list(unframe(buffer))
+        if busy and len(requests) < GATHER:
+            time.sleep(GATHER_WAIT)
+            _take_arrived(connection, buffer)
+            requests += unframe(buffer)
         if not requests:
             continue
+        busy = len(requests) > 1
         answers = app.check_in_all([command for _, command in requests])
         try:
             connection.sendall(_answers([number for number, _ in requests], answers))
         except BrokenPipeError:
             return  # the server has gone, and runs what it did not hear answered itself
+
+
+def _take_arrived(connection: socket.socket, buffer: bytearray) -> None:
+    """Whatever has arrived on the socket, without waiting."""
+    with suppress(BlockingIOError):
+        while more := connection.recv(1 << 16, socket.MSG_DONTWAIT):
+            buffer += more
 
 
 def _answers(numbers: list[int], answers: list[Outcome[CheckInView] | Exception]) -> bytes:
