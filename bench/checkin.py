@@ -66,6 +66,7 @@ class Result:
     # other threads (readers; the group-commit writer when it is a thread), and its child
     # processes: the check-in writer, the projection worker.
     server_split: tuple[float, float, float, float] | None = None
+    database_cpu: float = 0.0  # CPU seconds of this machine's PostgreSQL processes meanwhile
 
     @property
     def rate(self) -> float:
@@ -266,6 +267,20 @@ def cpu_split(pid: int) -> tuple[float, float, float, float]:
     return loop, others, writer, projections
 
 
+def postgres_cpu() -> float:
+    """CPU seconds so far of this machine's PostgreSQL server processes (Linux /proc): the
+    database's share of a check-in, when it runs here, as in the bench's default setting."""
+    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with suppress(FileNotFoundError, ProcessLookupError, PermissionError):
+                stat = (entry / "stat").read_text()
+                if stat.split(" (", 1)[1].startswith("postgres)"):
+                    fields = stat.rsplit(")", 1)[1].split()
+                    total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def children_of(pid: int) -> list[int]:
     """A live process's children (Linux /proc: each is listed under the thread that started it)."""
     children: list[int] = []
@@ -307,16 +322,18 @@ class Bench:
         port, pid = server
         per_desk = [requests[d :: self.desks] for d in range(self.desks)]
         expect = 201 if requests[0].startswith(b"POST") else 200
+        database = postgres_cpu()
         cpu, split = time.process_time(), cpu_split(pid)
         seconds, latencies = asyncio.run(drive(port, per_desk, expect))
         cpu, after = time.process_time() - cpu, cpu_split(pid)
+        database = postgres_cpu() - database
         spent = (
             after[0] - split[0],
             after[1] - split[1],
             after[2] - split[2],
             after[3] - split[3],
         )
-        return Result(self.store, what, seconds, latencies, cpu, sum(spent), spent)
+        return Result(self.store, what, seconds, latencies, cpu, sum(spent), spent, database)
 
     def check_ins(self, seed: Seed, people: list[UUID], tag: str) -> list[bytes]:
         """Check-ins as desks send them: token, X-Desk-Id, an Idempotency-Key, a new person."""
@@ -429,7 +446,7 @@ def main() -> None:
     print(f"\n{head} {'bench CPU':>9} {'server CPU':>10}")
     print("\n".join(result.row() for rows in results.values() for result in rows))
     print("CPU time / wall time, 100% = one core; bench = this process (the client, or the app).")
-    columns = f"{'event loop':>10} {'threads':>8} {'writer':>8} {'projections':>11}"
+    columns = f"{'event loop':>10} {'threads':>8} {'writer':>8} {'projections':>11} {'database':>8}"
     print(f"\n{'server CPU per request, µs':<33} {columns}")
     for rows in results.values():
         for result in rows:
@@ -437,10 +454,13 @@ def main() -> None:
                 loop, threads, writer, projections = (
                     x / len(result.latencies) * 1e6 for x in result.server_split
                 )
+                database = result.database_cpu / len(result.latencies) * 1e6
                 name = f"{result.store:<10} {result.what:<22}"
-                print(f"{name} {loop:>10.0f} {threads:>8.0f} {writer:>8.0f} {projections:>11.0f}")
+                cells = f"{loop:>10.0f} {threads:>8.0f} {writer:>8.0f} {projections:>11.0f}"
+                print(f"{name} {cells} {database:>8.0f}")
     print("threads: the server's other threads (readers; the group-commit writer when it is one);")
-    print("writer: the check-in writer process; projections: the projection worker process.")
+    print("writer: the check-in writer process; projections: the projection worker process;")
+    print("database: this machine's PostgreSQL processes (every one, the bench's own included).")
     print("The loop and the threads share one interpreter lock; each process has its own.")
     ratio = f"{'HTTP/direct':>13}"
     print(
