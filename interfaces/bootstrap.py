@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -77,10 +78,15 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utc_no
         datastore.create_tables()
         app.add_inline_projection(roster)
         app.use_attendance_index(roster)
-        indicators = IndicatorReadModel(datastore)
+        indicators = IndicatorReadModel(
+            datastore, creating=functools.partial(schema_lock, settings)
+        )
     targets = load_targets(settings.targets_file)
     return Services(settings, app, datastore, roster, tokens, indicators, targets, seal)
 
+
+_holding = threading.local()
+"""What this thread holds: ``schema_lock`` is taken again inside itself without waiting."""
 
 SCHEMA_LOCK_TIMEOUT = 120.0
 """Seconds a process waits for another that is creating the store's tables."""
@@ -92,8 +98,13 @@ def schema_lock(settings: Settings) -> Iterator[None]:
     (the server, its check-in writer and projection worker, a command line), and SQLAlchemy's
     ``create_all(checkfirst=True)`` looks, then creates: two that both looked on a new store
     both created, and the second failed (PostgreSQL: duplicate key in ``pg_type``; SQLite:
-    table already exists). A file lock beside the SQLite file; on PostgreSQL an advisory lock
-    per schema, on a connection of its own."""
+    table already exists). Also held while an indicator generation's tables are created,
+    which happens at first use. A file lock beside the SQLite file; on PostgreSQL an advisory
+    lock per schema, on a connection of its own. A thread that holds it takes it again at
+    once (a lock file is locked against the same process too)."""
+    if getattr(_holding, "schema", False):  # this thread holds it already
+        yield
+        return
     path = settings.sqlite_path()
     engine = None
     lock: FileLock | AdvisoryLock
@@ -109,9 +120,11 @@ def schema_lock(settings: Settings) -> Iterator[None]:
                 f"another process has been opening the store for {SCHEMA_LOCK_TIMEOUT:.0f} s; "
                 "is one stuck creating its tables?"
             )
+        _holding.schema = True
         try:
             yield
         finally:
+            _holding.schema = False
             lock.release()
     finally:
         if engine is not None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import json
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -25,10 +27,17 @@ def end_of_day(day: date) -> datetime:
 
 class IndicatorReadModel:
     def __init__(
-        self, datastore: SqlDatastore, parameters: Parameters = DEFAULT_PARAMETERS
+        self,
+        datastore: SqlDatastore,
+        parameters: Parameters = DEFAULT_PARAMETERS,
+        *,
+        creating: Callable[[], AbstractContextManager[object]] = nullcontext,
     ) -> None:
         self.datastore = datastore
         self.parameters = parameters
+        self.creating = creating
+        """Held while a generation's tables are created: another process may be creating
+        them too (the server's first read, its projection worker, a command line)."""
         self.control = Control(datastore.schema)
         self.control.create(datastore.engine)
         self._generations: dict[int, Generation] = {}
@@ -44,7 +53,8 @@ class IndicatorReadModel:
         generation = self._generations.get(number)
         if generation is None:
             generation = Generation(number, self.datastore.schema, self.datastore.raw)
-            generation.create(self.datastore.engine, indexes=indexes)
+            with self.creating():
+                generation.create(self.datastore.engine, indexes=indexes)
             self._generations[number] = generation
         return generation
 
