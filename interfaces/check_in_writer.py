@@ -49,6 +49,7 @@ from uuid import UUID
 import structlog
 
 from application.app import CheckIn, Outcome, Tsunagari
+from application.group_commit import REFUSALS
 from application.ports import Idempotency
 from application.views import CheckInView
 from domain.provenance import Provenance
@@ -101,25 +102,29 @@ def serve_writer(app: Tsunagari, connection: socket.socket) -> None:
     that has arrived, at once."""
     buffer = bytearray()
     busy = False  # the last batch had more than one check-in: desks are queueing
-    while True:
-        data = connection.recv(1 << 16)
-        if not data:
-            return
-        buffer += data
-        _take_arrived(connection, buffer)
-        requests: list[tuple[int, CheckIn]] = list(unframe(buffer))
-        if busy and len(requests) < GATHER:
-            time.sleep(GATHER_WAIT)
+    try:
+        while True:
+            data = connection.recv(1 << 16)
+            if not data:
+                return
+            buffer += data
             _take_arrived(connection, buffer)
-            requests += unframe(buffer)
-        if not requests:
-            continue
-        busy = len(requests) > 1
-        answers = app.check_in_all([command for _, command in requests])
-        try:
+            requests: list[tuple[int, CheckIn]] = list(unframe(buffer))
+            if busy and len(requests) < GATHER:
+                time.sleep(GATHER_WAIT)
+                _take_arrived(connection, buffer)
+                requests += unframe(buffer)
+            if not requests:
+                continue
+            busy = len(requests) > 1
+            answers = app.check_in_all([command for _, command in requests])
+            for answer in answers:
+                if isinstance(answer, Exception) and not isinstance(answer, REFUSALS):
+                    # Its traceback does not travel with it: told here, where it happened.
+                    logger.error("check-in failed in the writer", exc_info=answer)
             connection.sendall(_answers([number for number, _ in requests], answers))
-        except BrokenPipeError:
-            return  # the server has gone, and runs what it did not hear answered itself
+    except ConnectionError:
+        return  # the server has gone, and runs what it did not hear answered itself
 
 
 def _take_arrived(connection: socket.socket, buffer: bytearray) -> None:
@@ -130,23 +135,35 @@ def _take_arrived(connection: socket.socket, buffer: bytearray) -> None:
 
 
 def _answers(numbers: list[int], answers: list[Outcome[CheckInView] | Exception]) -> bytes:
-    try:
-        return frame(list(zip(numbers, answers, strict=True)))
-    except Exception:  # an error that does not pickle: say what it was, as a plain error
-        return frame(
-            [
-                (number, answer if _pickles(answer) else RuntimeError(repr(answer)))
-                for number, answer in zip(numbers, answers, strict=True)
-            ]
-        )
+    """One message of answers: each pickled on its own, so that one the server cannot read
+    spoils none of the others (``_Link.data_received``); one that does not pickle, or would
+    not unpickle, goes as a plain error saying what it was."""
+    return frame(
+        [(number, _pickled(answer)) for number, answer in zip(numbers, answers, strict=True)]
+    )
 
 
-def _pickles(answer: object) -> bool:
+def _pickled(answer: object) -> bytes:
     try:
-        pickle.dumps(answer)
+        data = pickle.dumps(answer, pickle.HIGHEST_PROTOCOL)
+        if isinstance(answer, BaseException):  # errors are rare: make sure they come back
+            pickle.loads(data)  # noqa: S301 - just made here
+        return data
     except Exception:
-        return False
-    return True
+        return pickle.dumps(RuntimeError(f"the check-in writer answered {answer!r}"))
+
+
+def _settle(future: asyncio.Future[Any], answer: object) -> None:
+    """Give a waiting caller its answer, whatever it is: an error a Future refuses (one that
+    is not an Exception, or StopIteration) becomes a RuntimeError saying what it was."""
+    if future.done():
+        return
+    if not isinstance(answer, BaseException):
+        future.set_result(answer)
+    elif isinstance(answer, Exception) and not isinstance(answer, StopIteration):
+        future.set_exception(answer)
+    else:
+        future.set_exception(RuntimeError(f"the check-in failed with {answer!r}"))
 
 
 # The server's side ---------------------------------------------------------------------
@@ -185,8 +202,12 @@ class CheckInWriter:
         self._stopping = True
         if self._watcher is not None:
             self._watcher.cancel()
-            with suppress(asyncio.CancelledError):
+            try:
                 await self._watcher
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # the server still stops, and closes its store
+                logger.exception("check-in writer's watcher failed")
         if self._link is not None:
             self._link.close()
         process = self._process
@@ -231,27 +252,34 @@ class CheckInWriter:
                 env=env,
                 pass_fds=(theirs.fileno(),),
             )
+            loop = asyncio.get_running_loop()
+            _, self._link = await loop.create_connection(lambda: _Link(self), sock=ours)
+        except BaseException:
+            ours.close()
+            raise
         finally:
             theirs.close()
-        loop = asyncio.get_running_loop()
-        _, self._link = await loop.create_connection(lambda: _Link(self), sock=ours)
         self.started += 1
         logger.info("check-in writer started", pid=self._process.pid)
 
     async def _watch(self) -> None:
         while not self._stopping:
             process = self._process
-            if process is None:
-                return
-            code = await process.wait()
-            if self._stopping:
-                return
-            logger.error("check-in writer exited; starting it again", code=code)
+            if process is not None:
+                code = await process.wait()
+                if self._stopping:
+                    return
+                logger.error("check-in writer exited; starting it again", code=code)
+                self._process = None
             if self._link is not None:
                 self._link.close()
             await asyncio.sleep(RESTART_AFTER)
-            if not self._stopping:
+            if self._stopping:
+                return
+            try:
                 await self._spawn()
+            except Exception:  # no process, no socket (out of memory, files...): again later
+                logger.exception("check-in writer could not be started; trying again")
 
 
 class _Link(asyncio.Protocol):
@@ -280,15 +308,18 @@ class _Link(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.buffer += data
         for answers in unframe(self.buffer):
-            for number, answer in answers:
+            for number, pickled in answers:
                 waiting = self.waiting.pop(number, None)
-                if waiting is None or waiting[1].done():
+                if waiting is None:
                     continue
+                try:
+                    answer = pickle.loads(pickled)  # noqa: S301 - see the module
+                except Exception as error:
+                    answer = RuntimeError(
+                        f"an answer of the check-in writer did not read: {error!r}"
+                    )
                 self.writer.answered += 1
-                if isinstance(answer, Exception):
-                    waiting[1].set_exception(answer)
-                else:
-                    waiting[1].set_result(answer)
+                _settle(waiting[1], answer)
 
     def connection_lost(self, exc: Exception | None) -> None:
         """The writer is gone: what it had not answered runs in the server's process."""
@@ -304,10 +335,13 @@ class _Link(asyncio.Protocol):
         self, command: CheckIn, future: asyncio.Future[Outcome[CheckInView]]
     ) -> None:
         try:
-            future.set_result(await self.writer._locally(command))
-        except Exception as error:
-            if not future.done():
-                future.set_exception(error)
+            answer: object = await self.writer._locally(command)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as error:  # the caller hears it, whatever it is
+            answer = error
+        _settle(future, answer)
 
     def close(self) -> None:
         if self.transport is not None:

@@ -5,22 +5,28 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pickle
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
 from fastapi.testclient import TestClient
 
+from application.app import CheckIn, Outcome
 from application.errors import NotFound
+from application.views import AttendanceStatus, CheckInView
 from domain.errors import UnknownReference
 from domain.provenance import Role
 from infrastructure.settings import ProjectionsMode, Settings, WriterMode
+from interfaces import check_in_writer
 from interfaces.bootstrap import build_services
-from interfaces.check_in_writer import CheckInWriter, _answers, unframe
+from interfaces.check_in_writer import CheckInWriter, _answers, _Link, frame, unframe
 from interfaces.http.app import create_app
 from tests.application.test_group_commit import BY, _event, _participants
 
@@ -193,18 +199,84 @@ class _Unpicklable(Exception):
         raise TypeError("not this one")
 
 
+class _Unreadable(Exception):
+    """Pickles (its args are one message) but does not unpickle (its __init__ takes two)."""
+
+    def __init__(self, what: str, why: str) -> None:
+        super().__init__(f"{what}: {why}")
+
+
+def _read(message: bytes) -> list[tuple[int, Any]]:
+    ((answers),) = list(unframe(bytearray(message)))
+    return [(number, pickle.loads(pickled)) for number, pickled in answers]  # noqa: S301
+
+
 def test_an_answer_that_does_not_pickle_still_reaches_the_server_as_an_error() -> None:
-    """The writer's answers go back in one message: one that cannot be sent spoils none of
-    the others, and its caller still hears that it failed, and how."""
+    """The writer's answers go back in one message: one that cannot be sent, or could not be
+    read, spoils none of the others, and its caller still hears that it failed, and how."""
     fine = RuntimeError("fine")
-    message = bytearray(_answers([1, 2], [fine, _Unpicklable("a database said no")]))
-    ((first, second),) = list(unframe(message))
+    sent = _answers([1, 2, 3], [fine, _Unpicklable("a database said no"), _Unreadable("a", "b")])
+    (first, second, third) = _read(sent)
     assert first[0] == 1
     assert repr(first[1]) == repr(fine)
     assert second[0] == 2
     assert isinstance(second[1], RuntimeError)
     assert "a database said no" in str(second[1])
-    assert message == b""  # taken whole
+    assert third[0] == 3
+    assert isinstance(third[1], RuntimeError)
+    assert "a: b" in str(third[1])
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def close(self) -> None:
+        pass
+
+
+OUTCOME = Outcome(
+    CheckInView(
+        event_id=uuid4(),
+        participant_id=uuid4(),
+        status=AttendanceStatus.CHECKED_IN,
+        band_id="adult",
+        group="working",
+        recorded_at=datetime(2026, 10, 11, tzinfo=UTC),
+        revert_reason=None,
+    ),
+    True,
+)
+
+
+def test_the_server_settles_every_answer_even_one_it_cannot_read() -> None:
+    """An answer that does not unpickle, or an error a Future refuses (StopIteration), fails
+    only its own caller, with a RuntimeError; the others get their answers."""
+    writer: Any = SimpleNamespace(answered=0)
+    link = _Link(writer)
+    link.connection_made(_Transport())  # type: ignore[arg-type]
+
+    async def scene() -> list[Any]:
+        sent = [asyncio.ensure_future(link.send(CheckIn(uuid4(), uuid4(), BY))) for _ in range(3)]
+        await asyncio.sleep(0)
+        answers = [
+            (1, pickle.dumps(OUTCOME)),
+            (2, b"not a pickle"),
+            (3, pickle.dumps(StopIteration())),
+        ]
+        link.data_received(frame(answers))
+        return list(await asyncio.wait_for(asyncio.gather(*sent, return_exceptions=True), 5))
+
+    first, second, third = asyncio.run(scene())
+    assert first == OUTCOME
+    assert isinstance(second, RuntimeError)
+    assert "did not read" in str(second)
+    assert isinstance(third, RuntimeError)
+    assert "StopIteration" in str(third)
+    assert writer.answered == 3
 
 
 def test_with_the_writer_as_a_thread_the_server_writes_its_check_ins_itself(
@@ -227,3 +299,50 @@ def test_with_the_writer_as_a_thread_the_server_writes_its_check_ins_itself(
         )
     assert answer.status_code == 201
     assert answer.json()["participant_id"] == str(person)
+
+
+def test_a_writer_that_cannot_be_started_again_is_tried_again_and_check_ins_go_on(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(check_in_writer, "RESTART_AFTER", 0.05)
+    settings = _quiet(settings)
+    services = build_services(settings)
+    try:
+        event_id = _event(services.app)
+        people = _participants(services.app, 3)
+
+        async def scene() -> CheckInWriter:
+            writer = CheckInWriter(settings, services.app)
+            await writer.start()
+            try:
+                command, first = writer.command, writer.pid
+                assert first is not None
+                writer.command = ["/nonexistent/tsunagari"]  # the next start fails
+                os.kill(first, signal.SIGKILL)
+                await asyncio.sleep(0.5)  # several failed starts meanwhile
+                assert writer.started == 1
+                # Meanwhile the server answers check-ins itself.
+                alone = await writer.check_in(event_id, participant_id=people[0], recorded_by=BY)
+                assert alone.created
+                writer.command = command
+                for _ in range(600):
+                    if writer.started == 2:
+                        break
+                    await asyncio.sleep(0.05)
+                answered = writer.answered
+                for person in people[1:]:
+                    outcome = await asyncio.wait_for(
+                        writer.check_in(event_id, participant_id=person, recorded_by=BY), 60
+                    )
+                    assert outcome.created
+                assert writer.answered == answered + 2  # by the writer started again
+                return writer
+            finally:
+                await writer.stop()
+
+        writer = asyncio.run(scene())
+        assert writer.started == 2
+        roster = services.roster.check_ins_at(event_id)
+        assert sorted(entry.participant_id for entry in roster) == sorted(people)
+    finally:
+        services.close()
