@@ -6,6 +6,7 @@ import functools
 import json
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -410,7 +411,7 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
             self._lock_table(session)
         elif not connection.in_transaction:
             with driver_errors():
-                connection.execute("BEGIN IMMEDIATE")
+                _begin_immediate(connection)
 
     def _lock_table(self, session: Session) -> None:
         # Once a transaction: a group-commit transaction inserts for several commands, and
@@ -490,6 +491,33 @@ def driver_errors() -> Iterator[None]:
         raise OperationalError(error) from error
     except (psycopg.Error, sqlite3.Error) as error:
         raise DatabaseError(error) from error
+
+
+BEGIN_POLL = 0.0002
+"""Seconds between a command's tries at SQLite's write lock while another process holds it."""
+
+
+def _begin_immediate(connection: sqlite3.Connection) -> None:
+    """``BEGIN IMMEDIATE``, waiting for the write lock as long as the connection's busy
+    timeout, but trying again every ``BEGIN_POLL``. SQLite's own wait sleeps longer and longer
+    between tries (1, 2, 5, 10... up to 100 ms): with the check-in writer holding the lock
+    batch after batch, the server's own commands (a registration, a close) waited out those
+    sleeps, up to 100-200 ms, where a batch takes a few."""
+    timeout_ms = int(connection.execute("PRAGMA busy_timeout").fetchone()[0])
+    connection.execute("PRAGMA busy_timeout = 0")
+    deadline = time.monotonic() + timeout_ms / 1000
+    try:
+        while True:
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as error:
+                busy = getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
+                if not busy or time.monotonic() >= deadline:
+                    raise
+            time.sleep(BEGIN_POLL)
+    finally:
+        connection.execute(f"PRAGMA busy_timeout = {timeout_ms}")
 
 
 def _stream(originator_id: UUID | str, rows: Sequence[Any]) -> list[StoredEvent]:
