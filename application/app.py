@@ -521,9 +521,10 @@ class Tsunagari(Application[UUID]):
         or the error it was refused with, in their order; as ``check_in`` for each, but from
         one caller. The check-in writer process answers the server's check-ins with it.
 
-        Each one also reads its event, and they read their events and participants in one
-        query a transaction: an application without an aggregate cache (another process
-        writes the same store) reads the event once a batch, not once a check-in."""
+        Each one also says it reads its event: a transaction reads its events and its
+        participants in one query (``_prefetch``), so the event, which another process may
+        have closed, is read from the store once a batch rather than fast-forwarded from the
+        cache once a check-in."""
         attempts = [
             self._attempt(
                 "check_in",
