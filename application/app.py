@@ -17,13 +17,8 @@ from typing import Any, Generic, TypeVar
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import (
-    ApplicationRecorder,
-    IntegrityError,
-    JSONTranscoder,
-    Recording,
-)
+from eventsourcing.domain import Aggregate, DomainEventProtocol
+from eventsourcing.persistence import ApplicationRecorder, IntegrityError, JSONTranscoder
 from eventsourcing.utils import EnvType
 
 from application.errors import (
@@ -158,6 +153,9 @@ class Tsunagari(Application[UUID]):
         # The open transaction's aggregates: written, and lent to read-only lookups.
         self._written: list[UUID] = []
         self._lent: dict[UUID, object] = {}
+        # Whether each stream the open transaction's prefetch asked for is in the store (or
+        # was written since); a stream it did not ask for is not in it.
+        self._found: dict[UUID, bool] = {}
         streams = self.recorder if isinstance(self.recorder, StreamReader) else None
         self._streams: StreamReader | None = streams
         self.commits = GroupCommit(self._transaction, prepare=self._prefetch)
@@ -496,9 +494,11 @@ class Tsunagari(Application[UUID]):
         idempotency: Idempotency | None = None,
     ) -> Outcome[CheckInView]:
         """Check a participant in; checking in someone already checked in changes nothing."""
-        decide = self._check_in(event_id, participant_id, recorded_by)
+        attendance_id = Attendance.create_id(event_id, participant_id)
+        decide = self._check_in(event_id, participant_id, recorded_by, attendance_id)
+        reads = (participant_id, attendance_id)
         return self._execute(
-            "check_in", CheckInView, idempotency, decide, look_first=False, reads=(participant_id,)
+            "check_in", CheckInView, idempotency, decide, look_first=False, reads=reads
         )
 
     async def check_in_async(
@@ -511,9 +511,11 @@ class Tsunagari(Application[UUID]):
     ) -> Outcome[CheckInView]:
         """``check_in`` for a caller on an event loop: the front desk's hot path over HTTP,
         where it spares a hop to a worker thread and back for every check-in."""
-        decide = self._check_in(event_id, participant_id, recorded_by)
+        attendance_id = Attendance.create_id(event_id, participant_id)
+        decide = self._check_in(event_id, participant_id, recorded_by, attendance_id)
+        reads = (participant_id, attendance_id)
         return await self._execute_async(
-            "check_in", CheckInView, idempotency, decide, look_first=False, reads=(participant_id,)
+            "check_in", CheckInView, idempotency, decide, look_first=False, reads=reads
         )
 
     def check_in_all(self, commands: Sequence[CheckIn]) -> list[Outcome[CheckInView] | Exception]:
@@ -525,22 +527,30 @@ class Tsunagari(Application[UUID]):
         participants in one query (``_prefetch``), so the event, which another process may
         have closed, is read from the store once a batch rather than fast-forwarded from the
         cache once a check-in."""
+        reads = [
+            (
+                command.participant_id,
+                command.event_id,
+                Attendance.create_id(command.event_id, command.participant_id),
+            )
+            for command in commands
+        ]
         attempts = [
             self._attempt(
                 "check_in",
                 CheckInView,
                 command.idempotency,
-                self._check_in(command.event_id, command.participant_id, command.recorded_by),
+                self._check_in(
+                    command.event_id, command.participant_id, command.recorded_by, read[2]
+                ),
                 look_first=False,
             )
-            for command in commands
+            for command, read in zip(commands, reads, strict=True)
         ]
         answers: dict[int, Outcome[CheckInView] | Exception] = {}
         waiting = list(range(len(commands)))
         for _ in range(MAX_ATTEMPTS):
-            works = [
-                (attempts[i], (commands[i].participant_id, commands[i].event_id)) for i in waiting
-            ]
+            works = [(attempts[i], reads[i]) for i in waiting]
             again = []
             for i, answer in zip(waiting, self.commits.run_all(works), strict=True):
                 if isinstance(answer, IntegrityError):
@@ -555,23 +565,25 @@ class Tsunagari(Application[UUID]):
         return [answers[i] for i in range(len(commands))]
 
     def _check_in(
-        self, event_id: UUID, participant_id: UUID, recorded_by: Provenance
+        self, event_id: UUID, participant_id: UUID, recorded_by: Provenance, attendance_id: UUID
     ) -> Callable[[], Decision[CheckInView]]:
         looked = False
 
         def decide() -> Decision[CheckInView]:
             # Most check-ins are first check-ins: try creating without looking first. If the
-            # attendance exists, the store refuses the duplicate and we look on the next try.
+            # attendance exists, the store refuses the duplicate and we look on the next try;
+            # in a batch, the prefetch has said whether it exists (``_found``), and a
+            # duplicate would fail the batch's commit, not this command alone.
             nonlocal looked
             event = self._get(Event, event_id, "event", read_only=True)
             participant = self._referenced(
                 Participant, participant_id, "participant", read_only=True
             )
             # A closed event still answers a retried check-in with 200: look before refusing.
-            must_look = looked or not event.takes_attendance
+            must_look = looked or not event.takes_attendance or self._found.get(attendance_id)
             attendance = None
-            if must_look:  # the id is a uuid5 hash: worked out only when looked up
-                attendance = self._find(Attendance, Attendance.create_id(event_id, participant_id))
+            if must_look:
+                attendance = self._find(Attendance, attendance_id)
             looked = True
             if attendance is None:
                 attendance = Attendance.check_in(
@@ -779,14 +791,20 @@ class Tsunagari(Application[UUID]):
         state is the store's at the start of the transaction (on PostgreSQL, before the log's
         lock, which the first insert takes): a check-in reads of its participant only what
         registration fixed (that they exist, their birth year or band). One a command writes
-        is taken back (``_attempt``), so the next command reads what it wrote."""
+        is taken back (``_attempt``), so the next command reads what it wrote.
+
+        It also notes which of them are not in the store (``_found``): a check-in's
+        attendance, so that it looks before it records only when there is one to find."""
         wanted = [read for read in dict.fromkeys(reads) if read not in self._lent]
         if self._streams is None or len(wanted) < 2:
             return
         ids = [read for read in wanted if isinstance(read, UUID)]
         to_event = self.mapper.to_domain_event
-        for aggregate_id, stored in self._streams.select_streams(ids).items():
+        streams = self._streams.select_streams(ids)
+        for aggregate_id, stored in streams.items():
             self._lent[aggregate_id] = _project(None, (to_event(record) for record in stored))
+        for aggregate_id in ids:
+            self._found.setdefault(aggregate_id, aggregate_id in streams)
 
     def _get(self, kind: type[A], aggregate_id: UUID, what: str, *, read_only: bool = False) -> A:
         """An aggregate named in the request's path; NotFound when absent or of another kind."""
@@ -887,8 +905,8 @@ class Tsunagari(Application[UUID]):
                 for aggregate in decision.aggregates:
                     self._written.append(aggregate.id)
                     self._lent.pop(aggregate.id, None)
-                recordings = self._save_aggregates(decision.aggregates)
-                events = [recording.domain_event for recording in recordings]
+                    self._found[aggregate.id] = True
+                events = self._save_aggregates(decision.aggregates)
                 for projection in self.inline_projections:
                     projection.process(events)
             if idempotency is not None:
@@ -897,10 +915,16 @@ class Tsunagari(Application[UUID]):
 
         return attempt
 
-    def _save_aggregates(self, aggregates: tuple[Aggregate, ...]) -> list[Recording[UUID]]:
+    def _save_aggregates(
+        self, aggregates: tuple[Aggregate, ...]
+    ) -> list[DomainEventProtocol[UUID]]:
         """``Application.save`` for a command's aggregates, step for step, without its
         ``isinstance`` checks of each object against two runtime-checkable Protocols (slow on
-        Python 3.11, see ``_project``): these objects are our aggregates, never events."""
+        Python 3.11, see ``_project``): these objects are our aggregates, never events.
+
+        Answers the events saved. Not the library's recordings: a command transaction's
+        events are inserted at commit (``TsunagariRecorder._defer``), their positions unknown
+        until then, so the recorder answers none and the library records none."""
         processing: ProcessingEvent[UUID] = ProcessingEvent()
         for aggregate in aggregates:
             processing.events.extend(aggregate.collect_events())
@@ -909,7 +933,7 @@ class Tsunagari(Application[UUID]):
         self._take_snapshots(processing)
         self._notify(recordings)
         self.notify(processing.events)  # deprecated, and a no-op unless overridden, as in save
-        return recordings
+        return processing.events
 
     @staticmethod
     def _contention(command: str) -> TooMuchContention:
@@ -922,7 +946,7 @@ class Tsunagari(Application[UUID]):
         """One transaction of commands. When it rolls back, forget what its reads cached:
         a command later in a shared transaction may have read an aggregate an earlier one
         wrote, and the cache must never hold a state the log does not."""
-        self._written, self._lent = [], {}
+        self._written, self._lent, self._found = [], {}, {}
         try:
             with self.storage.atomic():
                 yield
@@ -934,7 +958,7 @@ class Tsunagari(Application[UUID]):
                         cache.get(aggregate_id, evict=True)
             raise
         finally:
-            self._lent = {}
+            self._lent, self._found = {}, {}
 
     def _replay(self, idempotency: Idempotency, result_type: type[V]) -> Outcome[V] | None:
         stored = self.storage.find_outcome(idempotency.scope, idempotency.key)

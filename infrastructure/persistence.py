@@ -26,7 +26,7 @@ from eventsourcing.persistence import (
     StoredEvent,
     Subscription,
 )
-from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
+from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore, transactions
 from eventsourcing_sqlalchemy.factory import SQLAlchemyFactory
 from eventsourcing_sqlalchemy.recorders import (
     SQLAlchemyApplicationRecorder,
@@ -147,6 +147,7 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
             if limit is not None:
                 query = query.limit(limit)
         with self.transaction(commit=False) as session:
+            self._written_before_reading(session, (originator_id,))
             connection = sqlite_driver(session) if prebuilt else None
             if connection is not None:
                 return self._select_on_sqlite(connection, query, originator_id, gt)
@@ -185,6 +186,7 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
         columns = f"SELECT originator_id, originator_version, topic, state FROM {self._table_name}"  # noqa: S608 - our own table
         order = "ORDER BY originator_id, originator_version"
         with self.transaction(commit=False) as session:
+            self._written_before_reading(session, originator_ids)
             connection = sqlite_driver(session)
             if connection is not None:
                 marks = ", ".join("?" for _ in originator_ids)
@@ -228,6 +230,7 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
         # every commit they hear of: on PostgreSQL the projection worker's reads of the log
         # cost it about as much as the indicators. The same query on the driver, as SQL built
         # once; with topics (a rebuild's page), the library's.
+        self._log_written_before_reading()
         if topics:
             return super().select_notifications(
                 start, limit, stop, topics, inclusive_of_start=inclusive_of_start
@@ -324,6 +327,9 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
         if not stored_events:
             return []
         self._lock_table(session)
+        if defers_events(session):
+            self._defer(session, stored_events)
+            return []  # positions are known at commit; the library then records none
         driver = postgres_driver(session)
         if driver is not None:
             ids = self._insert_on_driver(driver, stored_events)
@@ -347,6 +353,54 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
         ids = [row[0] for row in result]
         self._notify_channel(session)
         return ids
+
+    def _defer(self, session: Session, stored_events: Sequence[StoredEvent]) -> None:
+        """A command transaction's events, inserted when it commits with its side rows
+        (``write_deferred``): all the events of a group commit's batch in one statement, in
+        the order they were saved, where each command's insert was a round trip of its own.
+
+        Until then the store does not hold them: a read of one of their streams in this
+        transaction first writes what was deferred (``_written_before_reading``), so a
+        command later in the batch reads what an earlier one recorded. A duplicate (a lost
+        race) fails the commit, and the group commit runs each command again alone; the
+        check-in looks first where the batch's prefetch found its attendance, so that this
+        stays rare.
+        """
+        _deferred(session).setdefault(self._insert_all, []).extend(
+            {
+                "originator_id": event.originator_id,
+                "originator_version": event.originator_version,
+                "topic": event.topic,
+                "state": event.state,
+            }
+            for event in stored_events
+        )
+        _pending_streams(session).update(event.originator_id for event in stored_events)
+
+    def _written_before_reading(
+        self, session: Session, originator_ids: Collection[UUID | str] | None
+    ) -> None:
+        """Write this transaction's deferred events before a read of their streams (None:
+        of the whole log), which must see them."""
+        pending = _pending_streams(session, create=False)
+        if pending and (originator_ids is None or not pending.isdisjoint(originator_ids)):
+            write_deferred(session)
+
+    def _log_written_before_reading(self) -> None:
+        """``_written_before_reading`` for a read of the whole log, inside a transaction."""
+        try:
+            session = transactions.get().session  # the library's open transaction, if any
+        except LookupError:
+            return
+        self._written_before_reading(session, None)
+
+    def max_notification_id(self) -> int | None:
+        self._log_written_before_reading()
+        return super().max_notification_id()
+
+    @functools.cached_property
+    def _insert_all(self) -> Insert:
+        return insert(self.events_record_cls.__table__)
 
     def _insert_on_driver(self, driver: Any, stored_events: Sequence[StoredEvent]) -> list[int]:
         """PostgreSQL: the same INSERT ... RETURNING id on psycopg's cursor; several rows by its
@@ -629,6 +683,11 @@ class Datastore:
             return
         _deferred(session).setdefault(statement, []).extend(rows)
 
+    @property
+    def defers(self) -> bool:
+        """Whether ``defer`` holds rows until commit (else it writes them at once)."""
+        return self._deferring
+
     def deferred(self, session: Session, statement: Executable) -> list[dict[str, Any]]:
         """The rows deferred with ``statement`` in the session's current transaction."""
         return _deferred(session).get(statement, [])
@@ -647,21 +706,56 @@ def _deferred(session: Session) -> Deferred:
     return held[1]
 
 
+def _pending_streams(session: Session, *, create: bool = True) -> set[Any]:
+    """The streams of the events deferred in the session's current transaction."""
+    transaction = session.get_transaction()
+    held: tuple[object, set[Any]] | None = session.info.get("tsunagari_pending_streams")
+    if held is None or held[0] is not transaction:
+        if not create:
+            return set()
+        held = (transaction, set())
+        session.info["tsunagari_pending_streams"] = held
+    return held[1]
+
+
+def defer_events(session: Session) -> None:
+    """Let the events of the session's current transaction, a command's, be inserted when
+    it commits (``TsunagariRecorder._defer``)."""
+    session.info["tsunagari_defers_events"] = session.get_transaction()
+
+
+def defers_events(session: Session) -> bool:
+    return session.info.get("tsunagari_defers_events") is session.get_transaction()
+
+
 def write_deferred(session: Session) -> None:
     """Write what ``Datastore.defer`` kept, before the transaction commits (also called
-    before a statement that must read those rows)."""
+    before a statement that must read those rows).
+
+    On PostgreSQL the inserts go in one pipeline: one round trip for a batch's events and
+    every side table's rows, where each statement waited for its own answer."""
     held = session.info.pop("tsunagari_deferred", None)
+    session.info.pop("tsunagari_pending_streams", None)
     if held is None or held[0] is not session.get_transaction():
         return
     writes = sorted(held[1].items(), key=lambda write: not getattr(write[0], "is_insert", False))
     driver = postgres_driver(session)
     sqlite = sqlite_driver(session) if driver is None else None
-    for statement, rows in writes:
-        if driver is not None and isinstance(statement, Insert) and rows:
+    inserts = [(s, rows) for s, rows in writes if isinstance(s, Insert) and rows]
+    if driver is not None and len(inserts) > 1:
+        with driver_errors(), driver.pipeline():
+            for statement, rows in inserts:
+                _insert_on_driver(session, driver, statement, rows)
+        inserts = []
+    for statement, rows in inserts:
+        if driver is not None:
             _insert_on_driver(session, driver, statement, rows)
-        elif sqlite is not None and isinstance(statement, Insert) and rows:
+        elif sqlite is not None:
             _insert_on_sqlite(session, sqlite, statement, rows)
         else:
+            session.execute(statement, rows)
+    for statement, rows in writes:
+        if rows and not isinstance(statement, Insert):
             session.execute(statement, rows)
 
 
@@ -808,6 +902,8 @@ class SqlStorage:
         with self.datastore.transaction(commit=True) as session:
             if _first_in_transaction(session, "tsunagari_log_locked"):
                 self.lock_log(session)
+                if self.datastore.defers:
+                    defer_events(session)
             yield session
 
     def find_outcome(self, scope: str, key: str) -> StoredOutcome | None:

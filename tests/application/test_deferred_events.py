@@ -1,0 +1,133 @@
+"""A command transaction's events are inserted at its commit, a batch's in one statement.
+
+What a desk would notice if that went wrong: a check-in accepted at an event closed by a
+command just before it in the same batch, a person counted twice, a revert the log holds
+before the check-in it reverts, or a batch of check-ins made to wait for one another.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from application.app import CheckIn, Outcome
+from domain.attendance import Attendance
+from domain.errors import EventNotOpen
+from interfaces.bootstrap import Services
+from tests.application.test_group_commit import (
+    BY,
+    _answers,
+    _event,
+    _participants,
+    commits_counted,
+    lead_held,
+)
+
+
+def _queued(services: Services, count: int) -> None:
+    deadline = time.monotonic() + 10
+    while services.app.commits.queued < count:
+        assert time.monotonic() < deadline, "the command did not queue"
+        time.sleep(0.001)
+
+
+def _positions(services: Services, stream: UUID) -> list[int]:
+    return [record.id for record in services.audit.records.stream(stream)]
+
+
+def test_a_check_in_after_a_close_in_the_same_batch_reads_the_close(
+    services: Services,
+) -> None:
+    """The close's event is not in the store until commit: the check-in's read of the event
+    writes it first, so the check-in sees the event closed and is refused."""
+    app = services.app
+    event_id = _event(app)
+    [person] = _participants(app, 1)
+    app.get_event(event_id)  # the event in the aggregate cache, as at a busy desk
+    with ThreadPoolExecutor(2) as desks, lead_held(app) as release:
+        closing = desks.submit(app.close_event, event_id, recorded_by=BY)
+        _queued(services, 1)  # the close first, then the check-in behind it
+        checking = desks.submit(app.check_in, event_id, participant_id=person, recorded_by=BY)
+        release(2)
+        closed = closing.result(timeout=30)
+        with pytest.raises(EventNotOpen):
+            checking.result(timeout=30)
+    assert closed.result.status == "closed"
+    assert services.roster.check_ins_at(event_id) == []
+
+
+def test_check_ins_of_one_batch_take_positions_in_their_order(services: Services) -> None:
+    app = services.app
+    event_id = _event(app)
+    people = _participants(app, 8)
+    commands = [CheckIn(event_id, person, BY) for person in people]
+    with commits_counted(services) as commits:
+        answers = app.check_in_all(commands)
+    assert all(isinstance(answer, Outcome) and answer.created for answer in answers)
+    assert len(commits) == 1  # one batch, one commit: nothing was run again alone
+    positions = [_positions(services, Attendance.create_id(event_id, person)) for person in people]
+    assert all(len(stream) == 1 for stream in positions)
+    assert [stream[0] for stream in positions] == sorted(stream[0] for stream in positions)
+    assert services.audit.records.head() == positions[-1][0]
+
+
+def test_the_same_person_twice_in_one_batch_is_one_attendance_without_a_rerun(
+    services: Services,
+) -> None:
+    """The second check-in finds the first's attendance, not yet in the store; the store is
+    never asked to insert the same attendance twice (which would fail the batch's commit and
+    run each check-in again on its own)."""
+    app = services.app
+    event_id = _event(app)
+    first, second = _participants(app, 2)
+    commands = [CheckIn(event_id, person, BY) for person in (first, second, first, first)]
+    with commits_counted(services) as commits:
+        answers = app.check_in_all(commands)
+    created = [answer.created for answer in answers if isinstance(answer, Outcome)]
+    assert created == [True, True, False, False]
+    assert len(commits) == 1
+    assert len(_positions(services, Attendance.create_id(event_id, first))) == 1
+    roster = services.roster.check_ins_at(event_id)
+    assert sorted(entry.participant_id for entry in roster) == sorted([first, second])
+
+
+def test_a_batch_with_people_already_checked_in_looks_them_up_and_still_commits_once(
+    services: Services,
+) -> None:
+    """The batch's prefetch finds who is checked in already: they are answered 200 from the
+    store, the others recorded, in one transaction."""
+    app = services.app
+    event_id = _event(app)
+    people = _participants(app, 4)
+    app.check_in(event_id, participant_id=people[1], recorded_by=BY)
+    with commits_counted(services) as commits:
+        answers = app.check_in_all([CheckIn(event_id, person, BY) for person in people])
+    assert [a.created for a in answers if isinstance(a, Outcome)] == [True, False, True, True]
+    assert len(commits) == 1
+    roster = services.roster.check_ins_at(event_id)
+    assert sorted(entry.participant_id for entry in roster) == sorted(people)
+
+
+def test_a_revert_in_the_same_batch_as_its_check_in_comes_after_it_in_the_log(
+    services: Services,
+) -> None:
+    app = services.app
+    event_id = _event(app)
+    [person] = _participants(app, 1)
+    with ThreadPoolExecutor(2) as desks, lead_held(app) as release:
+        checking = desks.submit(app.check_in, event_id, participant_id=person, recorded_by=BY)
+        _queued(services, 1)
+        reverting: Any = desks.submit(
+            app.revert_check_in, event_id, person, reason="wrong person", recorded_by=BY
+        )
+        release(2)
+        answers = _answers([checking, reverting])
+    assert all(isinstance(answer, Outcome) for answer in answers)
+    stream = services.audit.records.stream(Attendance.create_id(event_id, person))
+    assert [record.originator_version for record in stream] == [1, 2]
+    assert stream[0].id < stream[1].id
+    assert services.roster.check_ins_at(event_id)[0].counted is False
