@@ -476,13 +476,13 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
         if driver is None:
             super()._lock_table(session)
             return
-        # The lock and the NOTIFY (heard at commit, whenever it is sent) in one round trip:
-        # two statements without parameters go as one simple query.
+        # The lock and the NOTIFY (heard at commit, whenever it is sent) in one round trip
+        # with the transaction's BEGIN, which psycopg sends on its own before the first
+        # statement: in one pipeline, where each of the three had waited for its answer.
         _first_in_transaction(session, "tsunagari_listeners_notified")
-        with driver_errors(), driver.cursor() as cursor:
-            cursor.execute(
-                f"LOCK TABLE {self._table_name} IN EXCLUSIVE MODE; NOTIFY {self.channel_name}"
-            )
+        with driver_errors(), driver.pipeline(), driver.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {self._table_name} IN EXCLUSIVE MODE", prepare=False)
+            cursor.execute(f"NOTIFY {self.channel_name}", prepare=False)
 
     def _notify_channel(self, session: Session) -> None:
         # Once a transaction too: listeners hear of it at commit, once is enough.
@@ -654,7 +654,7 @@ class Datastore:
         maker = getattr(datastore, "session_maker", None)
         self._deferring = maker is not None
         if maker is not None and maker not in _LISTENED:
-            event.listen(maker, "before_commit", write_deferred)
+            event.listen(maker, "before_commit", _write_and_commit)
             _LISTENED.add(maker)
 
     def transaction(self, *, commit: bool) -> AbstractContextManager[Any]:
@@ -728,12 +728,24 @@ def defers_events(session: Session) -> bool:
     return session.info.get("tsunagari_defers_events") is session.get_transaction()
 
 
-def write_deferred(session: Session) -> None:
+def _write_and_commit(session: Session) -> None:
+    """SQLAlchemy's before_commit: ``write_deferred``, and on PostgreSQL the COMMIT too."""
+    write_deferred(session, commit=True)
+
+
+def write_deferred(session: Session, *, commit: bool = False) -> None:
     """Write what ``Datastore.defer`` kept, before the transaction commits (also called
     before a statement that must read those rows).
 
     On PostgreSQL the inserts go in one pipeline: one round trip for a batch's events and
-    every side table's rows, where each statement waited for its own answer."""
+    every side table's rows, where each statement waited for its own answer. ``commit``
+    (from before_commit): when inserts are all there is to write, the COMMIT goes in that
+    pipeline too, and SQLAlchemy's own commit, which follows, finds psycopg's connection
+    with no transaction open and sends nothing (psycopg's commit() skips an idle one): a
+    check-in batch's writes and commit cost one round trip rather than two. SQLAlchemy
+    writes pending ORM objects after before_commit, so only a session with none commits
+    here; a failed COMMIT raises here, and SQLAlchemy rolls back as for any failed commit.
+    """
     held = session.info.pop("tsunagari_deferred", None)
     session.info.pop("tsunagari_pending_streams", None)
     if held is None or held[0] is not session.get_transaction():
@@ -742,10 +754,14 @@ def write_deferred(session: Session) -> None:
     driver = postgres_driver(session)
     sqlite = sqlite_driver(session) if driver is None else None
     inserts = [(s, rows) for s, rows in writes if isinstance(s, Insert) and rows]
-    if driver is not None and len(inserts) > 1:
+    only_inserts = all(isinstance(s, Insert) or not rows for s, rows in writes)
+    commit = commit and only_inserts and not (session.new or session.dirty or session.deleted)
+    if driver is not None and (len(inserts) > 1 or commit):
         with driver_errors(), driver.pipeline():
             for statement, rows in inserts:
                 _insert_on_driver(session, driver, statement, rows)
+            if commit:
+                driver.commit()
         inserts = []
     for statement, rows in inserts:
         if driver is not None:

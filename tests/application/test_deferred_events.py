@@ -13,8 +13,10 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from eventsourcing.persistence import IntegrityError
 
 from application.app import CheckIn, Outcome
+from application.ports import Idempotency
 from domain.attendance import Attendance
 from domain.errors import EventNotOpen
 from interfaces.bootstrap import Services
@@ -131,3 +133,25 @@ def test_a_revert_in_the_same_batch_as_its_check_in_comes_after_it_in_the_log(
     assert [record.originator_version for record in stream] == [1, 2]
     assert stream[0].id < stream[1].id
     assert services.roster.check_ins_at(event_id)[0].counted is False
+
+
+def test_a_commit_with_an_object_still_to_flush_is_still_all_or_nothing(
+    services: Services,
+) -> None:
+    """On PostgreSQL the deferred rows' pipeline carries the COMMIT, but not when SQLAlchemy
+    has objects still to write after it: here that write fails (a duplicate event), and the
+    idempotency record deferred before it must not have been committed on its own."""
+    app = services.app
+    event_id = _event(app)  # its stream holds version 1
+    record = app.recorder.events_record_cls  # type: ignore[attr-defined]
+
+    def both() -> None:
+        with app.storage.atomic() as session:
+            app.storage.save_outcome(Idempotency("desk", "k-1", "f"), "test", True, {"id": "x"})
+            duplicate = record(originator_id=event_id, originator_version=1, topic="t", state=b"")
+            session.add(duplicate)  # type: ignore[attr-defined]
+
+    with pytest.raises(IntegrityError):
+        both()
+    assert app.storage.find_outcome("desk", "k-1") is None
+    assert len(_positions(services, event_id)) == 1
