@@ -109,11 +109,11 @@ def serve_writer(app: Tsunagari, connection: socket.socket) -> None:
                 return
             buffer += data
             _take_arrived(connection, buffer)
-            requests: list[tuple[int, CheckIn]] = list(unframe(buffer))
+            requests: list[tuple[int, CheckIn]] = _requests(buffer)
             if busy and len(requests) < GATHER:
                 time.sleep(GATHER_WAIT)
                 _take_arrived(connection, buffer)
-                requests += unframe(buffer)
+                requests += _requests(buffer)
             if not requests:
                 continue
             busy = len(requests) > 1
@@ -125,6 +125,11 @@ def serve_writer(app: Tsunagari, connection: socket.socket) -> None:
             connection.sendall(_answers([number for number, _ in requests], answers))
     except ConnectionError:
         return  # the server has gone, and runs what it did not hear answered itself
+
+
+def _requests(buffer: bytearray) -> list[tuple[int, CheckIn]]:
+    """The check-ins of the whole messages in the buffer: each message holds several."""
+    return [request for message in unframe(buffer) for request in message]
 
 
 def _take_arrived(connection: socket.socket, buffer: bytearray) -> None:
@@ -293,6 +298,7 @@ class _Link(asyncio.Protocol):
         self.numbers = iter(range(1, sys.maxsize))
         self.waiting: dict[int, tuple[CheckIn, asyncio.Future[Outcome[CheckInView]]]] = {}
         self.instead: set[asyncio.Task[None]] = set()  # kept: the loop holds tasks weakly
+        self.outgoing: list[tuple[int, CheckIn]] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
@@ -300,10 +306,22 @@ class _Link(asyncio.Protocol):
 
     async def send(self, command: CheckIn) -> Outcome[CheckInView]:
         number = next(self.numbers)
-        future: asyncio.Future[Outcome[CheckInView]] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Outcome[CheckInView]] = loop.create_future()
         self.waiting[number] = (command, future)
-        self.transport.write(frame((number, command)))
+        if not self.outgoing:
+            loop.call_soon(self._flush)
+        self.outgoing.append((number, command))
         return await future
+
+    def _flush(self) -> None:
+        """The check-ins sent since the last turn of the loop, in one message: the desks'
+        requests that one turn read go to the writer in one pickle and one write, where each
+        had its own (a system call, about a tenth of the loop's time for a check-in)."""
+        outgoing, self.outgoing = self.outgoing, []
+        if self.up:
+            self.transport.write(frame(outgoing))
+        # Down: connection_lost ran, or runs next, each waiting check-in in the server.
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data

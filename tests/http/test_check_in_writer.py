@@ -279,6 +279,29 @@ def test_the_server_settles_every_answer_even_one_it_cannot_read() -> None:
     assert writer.answered == 3
 
 
+def test_check_ins_sent_in_one_turn_of_the_loop_go_to_the_writer_as_one_message() -> None:
+    """Desks whose requests the server read together: one write to the writer, holding each
+    check-in with its number, in the order sent; the next turn's go in a message of their own."""
+    transport = _Transport()
+    link = _Link(SimpleNamespace(answered=0))  # type: ignore[arg-type]
+    link.connection_made(transport)  # type: ignore[arg-type]
+    commands = [CheckIn(uuid4(), uuid4(), BY) for _ in range(4)]
+
+    async def scene() -> None:
+        sent = [asyncio.ensure_future(link.send(command)) for command in commands[:3]]
+        await asyncio.sleep(0)  # the three send, then the flush runs
+        await asyncio.sleep(0)
+        sent.append(asyncio.ensure_future(link.send(commands[3])))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        link.data_received(frame([(n, pickle.dumps(OUTCOME)) for n in range(1, 5)]))
+        assert await asyncio.wait_for(asyncio.gather(*sent), 5) == [OUTCOME] * 4
+
+    asyncio.run(scene())
+    messages = [list(unframe(bytearray(written))) for written in transport.written]
+    assert messages == [[list(zip([1, 2, 3], commands[:3], strict=True))], [[(4, commands[3])]]]
+
+
 def test_with_the_writer_as_a_thread_the_server_writes_its_check_ins_itself(
     settings: Settings,
 ) -> None:
