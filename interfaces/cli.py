@@ -28,7 +28,7 @@ from interfaces.bootstrap import Services, build_services
 from interfaces.check_in_writer import run_writer
 from interfaces.demo import DemoPlan, load_demo, plan_size
 from interfaces.http.app import create_app
-from interfaces.projection_worker import WORKER_OF
+from interfaces.projection_worker import NICENESS, WORKER_OF
 from projections.indicators.export import indicators_csv
 from projections.indicators.model import Scope
 from projections.indicators.parameters import DEFAULT_PARAMETERS, load_parameters
@@ -167,7 +167,9 @@ def projections_run() -> None:
     if parent is not None:
         # A worker of `serve`: the server alone stops it (a Ctrl-C reaches the server, which
         # then stops its worker), and it ends with the server even if the server was killed.
+        # It gives way to the server's processes when they want the cores (NICENESS).
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        os.nice(NICENESS)
     services = _services()
     follower = services.follower()
     follower.start()

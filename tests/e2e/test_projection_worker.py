@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from interfaces.projection_worker import NICENESS
 from tests.e2e.conftest import Server
 
 pytestmark = pytest.mark.e2e
@@ -85,6 +86,12 @@ def test_serve_follows_the_log_in_a_worker_process_it_restarts_and_stops(server:
         _eventually(lambda: _worker_pid(pid) is not None, "the worker's start")
         first = _worker_pid(pid)
         assert first is not None
+        # Background work: it gives way to the server's processes, which desks wait for.
+        server_niceness = os.getpriority(os.PRIO_PROCESS, pid)
+        _eventually(
+            lambda: os.getpriority(os.PRIO_PROCESS, first) == server_niceness + NICENESS,
+            "the worker's lowering of its priority",
+        )
         check_ins = f"/events/{event['id']}/check-ins"
         assert client.post(check_ins, json={"participant_id": people[0]["id"]}).status_code == 201
         _eventually(lambda: attendances() == 1, "the first check-in's arrival in /indicators")
