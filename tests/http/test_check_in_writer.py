@@ -22,11 +22,19 @@ from application.app import CheckIn, Outcome
 from application.errors import NotFound
 from application.views import AttendanceStatus, CheckInView
 from domain.errors import UnknownReference
+from domain.events import JST
 from domain.provenance import Role
 from infrastructure.settings import ProjectionsMode, Settings, WriterMode
 from interfaces import check_in_writer
 from interfaces.bootstrap import build_services
-from interfaces.check_in_writer import CheckInWriter, _answers, _Link, frame, unframe
+from interfaces.check_in_writer import (
+    CheckInWriter,
+    _answers,
+    _Link,
+    _unpickled,
+    frame,
+    unframe,
+)
 from interfaces.http.app import create_app
 from tests.application.test_group_commit import BY, _event, _participants
 
@@ -208,7 +216,7 @@ class _Unreadable(Exception):
 
 def _read(message: bytes) -> list[tuple[int, Any]]:
     ((answers),) = list(unframe(bytearray(message)))
-    return [(number, pickle.loads(pickled)) for number, pickled in answers]  # noqa: S301
+    return [(number, _unpickled(pickled)) for number, pickled in answers]
 
 
 def test_an_answer_that_does_not_pickle_still_reaches_the_server_as_an_error() -> None:
@@ -300,6 +308,31 @@ def test_check_ins_sent_in_one_turn_of_the_loop_go_to_the_writer_as_one_message(
     asyncio.run(scene())
     messages = [list(unframe(bytearray(written))) for written in transport.written]
     assert messages == [[list(zip([1, 2, 3], commands[:3], strict=True))], [[(4, commands[3])]]]
+
+
+def test_a_check_in_view_travels_back_exactly_as_the_writer_made_it() -> None:
+    """Views go back as JSON, not pickled: every field arrives as it was, a reverted one's
+    reason and a replayed answer's flags included."""
+    reverted = OUTCOME.result.model_copy(
+        update={
+            "status": AttendanceStatus.REVERTED,
+            "revert_reason": "別の方と取り違え",
+            "recorded_at": datetime(2026, 10, 11, 9, 30, 15, 123456, tzinfo=JST),
+        }
+    )
+    sent = [OUTCOME, Outcome(reverted, False, replayed=True)]
+    link = _Link(SimpleNamespace(answered=0))  # type: ignore[arg-type]
+    link.connection_made(_Transport())  # type: ignore[arg-type]
+
+    async def scene() -> list[Any]:
+        waiting = [asyncio.ensure_future(link.send(CheckIn(uuid4(), uuid4(), BY))) for _ in sent]
+        await asyncio.sleep(0)
+        link.data_received(_answers([1, 2], list(sent)))
+        return list(await asyncio.wait_for(asyncio.gather(*waiting), 5))
+
+    answers = asyncio.run(scene())
+    assert answers == sent
+    assert answers[1].result.recorded_at.utcoffset() == JST.utcoffset(None)
 
 
 def test_with_the_writer_as_a_thread_the_server_writes_its_check_ins_itself(
