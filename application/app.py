@@ -496,7 +496,7 @@ class Tsunagari(Application[UUID]):
         """Check a participant in; checking in someone already checked in changes nothing."""
         attendance_id = Attendance.create_id(event_id, participant_id)
         decide = self._check_in(event_id, participant_id, recorded_by, attendance_id)
-        reads = (participant_id, attendance_id)
+        reads = (participant_id, event_id, attendance_id)
         return self._execute(
             "check_in", CheckInView, idempotency, decide, look_first=False, reads=reads
         )
@@ -513,7 +513,7 @@ class Tsunagari(Application[UUID]):
         where it spares a hop to a worker thread and back for every check-in."""
         attendance_id = Attendance.create_id(event_id, participant_id)
         decide = self._check_in(event_id, participant_id, recorded_by, attendance_id)
-        reads = (participant_id, attendance_id)
+        reads = (participant_id, event_id, attendance_id)
         return await self._execute_async(
             "check_in", CheckInView, idempotency, decide, look_first=False, reads=reads
         )

@@ -197,10 +197,10 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
                     ).fetchall()
                 found = [(UUID(bytes=bytes(row[0])), *row[1:]) for row in rows]
             else:
-                driver = postgres_driver(session)
+                driver, lock = _postgres_driver_and_due_lock(session)
                 if driver is None:
                     raise NotImplementedError("select_streams reads SQLite and PostgreSQL")
-                with driver_errors(), driver.cursor() as cursor:
+                with driver_errors(), _pipeline(driver, lock), driver.cursor() as cursor:
                     cursor.execute(
                         f"{columns} WHERE originator_id = ANY(%s) {order}",
                         [list(originator_ids)],
@@ -461,11 +461,33 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
         would swallow a SQLite OperationalError.
         """
         connection = sqlite_driver(session)
-        if connection is None:
+        if connection is not None:
+            if not connection.in_transaction:
+                with driver_errors():
+                    _begin_immediate(connection)
+        elif _on_psycopg(session):
+            self._lock_before_first_statement(session)
+        else:
             self._lock_table(session)
-        elif not connection.in_transaction:
-            with driver_errors():
-                _begin_immediate(connection)
+
+    def _lock_before_first_statement(self, session: Session) -> None:
+        """PostgreSQL: the lock and the NOTIFY go with the transaction's first statement, in
+        one round trip: a batch's first statement is its prefetch (``select_streams``), whose
+        answer the batch waits for anyway; where the lock went first, in a round trip of its
+        own, the writer waited twice. Whichever statement comes first takes it: the prefetch
+        and the commit's writes put it in their pipeline, any other statement on the
+        driver (``postgres_driver``) or through SQLAlchemy (``_lock_before_statement``) sends
+        it first. So no statement of the transaction runs before the lock, as before."""
+        if not _first_in_transaction(session, "tsunagari_events_locked"):
+            return
+        _first_in_transaction(session, "tsunagari_listeners_notified")
+        connection = session.connection()
+        connection.info[_LOCK_DUE] = (connection.get_transaction(), self._lock_statements)
+        _watch_statements(connection.engine)
+
+    @functools.cached_property
+    def _lock_statements(self) -> tuple[str, str]:
+        return (f"LOCK TABLE {self._table_name} IN EXCLUSIVE MODE", f"NOTIFY {self.channel_name}")
 
     def _lock_table(self, session: Session) -> None:
         # Once a transaction: a group-commit transaction inserts for several commands, and
@@ -476,13 +498,8 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
         if driver is None:
             super()._lock_table(session)
             return
-        # The lock and the NOTIFY (heard at commit, whenever it is sent) in one round trip
-        # with the transaction's BEGIN, which psycopg sends on its own before the first
-        # statement: in one pipeline, where each of the three had waited for its answer.
         _first_in_transaction(session, "tsunagari_listeners_notified")
-        with driver_errors(), driver.pipeline(), driver.cursor() as cursor:
-            cursor.execute(f"LOCK TABLE {self._table_name} IN EXCLUSIVE MODE", prepare=False)
-            cursor.execute(f"NOTIFY {self.channel_name}", prepare=False)
+        _send_lock(driver, self._lock_statements)
 
     def _notify_channel(self, session: Session) -> None:
         # Once a transaction too: listeners hear of it at commit, once is enough.
@@ -511,13 +528,89 @@ def postgres_driver(session: Session) -> Any | None:
     result's and the context's set-up, parameter processing) took more of the server's one
     interpreter than psycopg and the round trip together. SQLite keeps SQLAlchemy: its
     statements run in-process, and its types (UUIDs as text) need SQLAlchemy's processing.
+    A transaction's due lock (``TsunagariRecorder._lock_before_first_statement``) is sent
+    first.
     """
+    driver, lock = _postgres_driver_and_due_lock(session)
+    if lock is not None:
+        _send_lock(driver, lock)
+    return driver
+
+
+def _on_psycopg(session: Session) -> bool:
     # Asked of the session's engine (the library binds its sessions to one): on SQLite,
     # taking the session's connection, or even get_bind(), made every stream read slower.
     bind = session.bind
-    if bind is None or bind.dialect.driver != "psycopg":  # settings take no other PG driver
+    return bind is not None and bind.dialect.driver == "psycopg"  # no other PG driver
+
+
+def _postgres_driver_and_due_lock(session: Session) -> tuple[Any | None, tuple[str, ...] | None]:
+    """psycopg's connection, and the log's lock if the transaction has yet to send it (the
+    caller must send it before its own statement, or in the same pipeline)."""
+    if not _on_psycopg(session):
+        return None, None
+    connection = session.connection()
+    return connection.connection.driver_connection, _due_lock(connection)
+
+
+_LOCK_DUE = "tsunagari_lock_due"
+"""In a connection's info: (its transaction, the lock's statements) until they are sent."""
+
+
+def _due_lock(connection: Any) -> tuple[str, ...] | None:
+    """The lock statements the connection's transaction has yet to send, now taken: a due
+    lock of an earlier transaction (one that ran no statement) is dropped."""
+    due = connection.info.pop(_LOCK_DUE, None)
+    if due is None or due[0] is not connection.get_transaction():
         return None
-    return session.connection().connection.driver_connection
+    statements: tuple[str, ...] = due[1]
+    return statements
+
+
+def _send_lock(driver: Any, statements: tuple[str, ...]) -> None:
+    """The lock and the NOTIFY (heard at commit, whenever it is sent) in one round trip with
+    the transaction's BEGIN, which psycopg sends before the first statement: one pipeline."""
+    with driver_errors(), driver.pipeline():
+        _queue_lock(driver, statements)
+
+
+def _queue_lock(driver: Any, statements: tuple[str, ...]) -> None:
+    with driver.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement, prepare=False)
+
+
+@contextmanager
+def _pipeline(driver: Any, lock: tuple[str, ...] | None) -> Iterator[None]:
+    """With a due lock, a pipeline that sends it first: the statements that follow in the
+    block go in the same round trip. Without one, nothing (one statement, one round trip)."""
+    if lock is None:
+        yield
+        return
+    with driver.pipeline():
+        _queue_lock(driver, lock)
+        yield
+
+
+_WATCHED: weakref.WeakSet[Any] = weakref.WeakSet()
+"""The engines ``_lock_before_statement`` watches (weakly, as ``_LISTENED``)."""
+
+
+def _watch_statements(engine: Engine) -> None:
+    if engine not in _WATCHED:
+        event.listen(engine, "before_cursor_execute", _lock_before_statement)
+        _WATCHED.add(engine)
+
+
+def _lock_before_statement(
+    connection: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+) -> None:
+    """SQLAlchemy's before_cursor_execute: a statement through SQLAlchemy in a transaction
+    whose lock is due sends the lock first."""
+    if _LOCK_DUE in connection.info:
+        lock = _due_lock(connection)
+        if lock is not None:
+            _send_lock(cursor.connection, lock)
 
 
 def sqlite_driver(session: Session) -> Any | None:
@@ -751,13 +844,15 @@ def write_deferred(session: Session, *, commit: bool = False) -> None:
     if held is None or held[0] is not session.get_transaction():
         return
     writes = sorted(held[1].items(), key=lambda write: not getattr(write[0], "is_insert", False))
-    driver = postgres_driver(session)
+    driver, lock = _postgres_driver_and_due_lock(session)
     sqlite = sqlite_driver(session) if driver is None else None
     inserts = [(s, rows) for s, rows in writes if isinstance(s, Insert) and rows]
     only_inserts = all(isinstance(s, Insert) or not rows for s, rows in writes)
     commit = commit and only_inserts and not (session.new or session.dirty or session.deleted)
-    if driver is not None and (len(inserts) > 1 or commit):
+    if driver is not None and (len(inserts) > 1 or commit or lock is not None):
         with driver_errors(), driver.pipeline():
+            if lock is not None:
+                _queue_lock(driver, lock)
             for statement, rows in inserts:
                 _insert_on_driver(session, driver, statement, rows)
             if commit:

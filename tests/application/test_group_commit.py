@@ -271,11 +271,27 @@ class _RecordingCursor:
         return getattr(self._cursor, name)
 
 
+class _RecordingPipeline:
+    """psycopg's pipeline, its start and end written down: what is between is one round trip."""
+
+    def __init__(self, pipeline: Any, statements: list[str]) -> None:
+        self._pipeline, self._statements = pipeline, statements
+
+    def __enter__(self) -> Any:
+        self._statements.append("(")
+        return self._pipeline.__enter__()
+
+    def __exit__(self, *exc: Any) -> Any:
+        self._statements.append(")")
+        return self._pipeline.__exit__(*exc)
+
+
 def test_a_shared_transaction_still_locks_the_log_but_once(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """PostgreSQL: the log's table lock (commit order = position order) is still taken, once,
-    with the one NOTIFY that wakes the followers; the batch's events go in one insert."""
+    with the one NOTIFY that wakes the followers; the batch's events go in one insert, and the
+    whole batch waits on two round trips."""
     if services.datastore.engine.dialect.name != "postgresql":
         pytest.skip("only PostgreSQL locks the log's table")
     app = services.app
@@ -286,20 +302,27 @@ def test_a_shared_transaction_still_locks_the_log_but_once(
     def on_execute(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         statements.append(statement.split()[0].upper())
 
-    real_driver = persistence.postgres_driver
+    real_driver = persistence._postgres_driver_and_due_lock
 
     def recording_driver(session: Any) -> Any:
-        driver = real_driver(session)
+        driver, lock = real_driver(session)
         if driver is None:
-            return None
+            return None, lock
         recording = Mock(wraps=driver)
         recording.cursor = lambda *a, **k: _RecordingCursor(driver.cursor(*a, **k), statements)
-        return recording
+        recording.pipeline = lambda: _RecordingPipeline(driver.pipeline(), statements)
 
-    monkeypatch.setattr(persistence, "postgres_driver", recording_driver)
+        def commit() -> None:
+            statements.append("COMMIT")
+            driver.commit()
+
+        recording.commit = commit
+        return recording, lock
+
+    monkeypatch.setattr(persistence, "_postgres_driver_and_due_lock", recording_driver)
     engine = services.datastore.engine
     with ThreadPoolExecutor(6) as desks, lead_held(app) as release:
-        statements.clear()  # the holder's transaction took the lock: count the batch's only
+        statements.clear()  # count the batch's statements only
         event.listen(engine, "before_cursor_execute", on_execute)
         try:
             futures = [desks.submit(_check_in, app, event_id, person) for person in people]
@@ -307,12 +330,15 @@ def test_a_shared_transaction_still_locks_the_log_but_once(
             answers = _answers(futures)
         finally:
             event.remove(engine, "before_cursor_execute", on_execute)
+    batch = list(statements)
     assert all(isinstance(answer, Outcome) and answer.created for answer in answers)
     for person in people:
         assert app.repository.get(Attendance.create_id(event_id, person)).version == 1
-    assert statements.count("INSERT tsunagari_events") == 1  # six check-ins, one statement
-    assert statements.count("LOCK") == 1
-    assert statements.count("NOTIFY") == 1
+    # Two round trips for the six: the lock with the prefetch, the inserts with the commit.
+    assert batch == [
+        *("(", "LOCK", "NOTIFY", "SELECT", ")"),
+        *("(", "INSERT tsunagari_events", "INSERT tsunagari_roster", "COMMIT", ")"),
+    ]
 
 
 def test_callers_on_threads_and_on_an_event_loop_hand_the_lead_to_each_other(
@@ -503,13 +529,14 @@ def test_check_ins_queued_together_read_their_participants_in_one_query(
         release(6)
         answers = _answers(futures)
 
-    # One query for the six and their attendances (none yet), and none of these streams on
-    # its own. (A batch with a refusal in it is read again in the parts it is split into:
-    # the refused-command test above checks its answers.)
+    # One query for the six, their attendances (none yet) and the event, and none of these
+    # streams on its own. (A batch with a refusal in it is read again in the parts it is
+    # split into: the refused-command test above checks its answers.)
     [read] = batch_reads
     attendances = [Attendance.create_id(event_id, person) for person in people]
-    assert sorted(read) == sorted(people + attendances)
-    assert [stream for stream in own_reads if stream in people + attendances] == []
+    assert sorted(read) == sorted([*people, *attendances, event_id])
+    batch = [*people, *attendances, event_id]
+    assert [stream for stream in own_reads if stream in batch] == []
     monkeypatch.undo()
     # Each answer is the check-in as read back on its own, band and group included.
     assert all(isinstance(answer, Outcome) and answer.created for answer in answers)

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import psycopg
 import pytest
 
 from domain.errors import EventNotOpen
@@ -105,3 +106,38 @@ def test_a_close_waits_for_another_processs_check_in_which_counts(
     (entry,) = services.roster.check_ins_at(event_id)
     assert entry.participant_id == person
     assert entry.counted
+
+
+def _holds_the_log_lock(settings: Settings) -> bool:
+    """Whether some transaction holds the log's table lock, seen from another connection."""
+    url = settings.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(url, autocommit=True) as connection:
+        row = connection.execute(
+            "SELECT count(*) FROM pg_locks WHERE relation = %s::regclass"
+            " AND mode = 'ExclusiveLock' AND granted",
+            (f'"{settings.database_schema}".tsunagari_events',),
+        ).fetchone()
+    return bool(row and row[0])
+
+
+@pytest.mark.parametrize("first", ["a stream read", "a batch's prefetch", "a SQLAlchemy query"])
+def test_a_command_transaction_holds_the_lock_from_its_first_statement_on(
+    services: Services, settings: Settings, first: str
+) -> None:
+    """PostgreSQL sends the lock with the transaction's first statement, whichever it is
+    (not in a round trip of its own): once that statement has run, the lock is held."""
+    if services.datastore.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite takes its write lock at BEGIN IMMEDIATE, before any statement")
+    app = services.app
+    event_id = _event(app)
+    recorder: Any = app.recorder
+    with app.storage.atomic():
+        assert not _holds_the_log_lock(settings)  # nothing sent yet
+        if first == "a stream read":
+            recorder.select_events(event_id)
+        elif first == "a batch's prefetch":
+            assert event_id in recorder.select_streams([event_id])
+        else:
+            assert app.storage.find_outcome("nobody", "no-such-key") is None
+        assert _holds_the_log_lock(settings)
+    assert not _holds_the_log_lock(settings)
