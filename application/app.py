@@ -787,11 +787,11 @@ class Tsunagari(Application[UUID]):
     def _prefetch(self, reads: list[Hashable]) -> None:
         """Group commit's ``prepare``: the aggregates a shared transaction's commands will
         read only (the check-ins' participants, each a new person at the desk, so seldom
-        cached), read in one query and lent to them, as ``_find`` lends what it read. Their
-        state is the store's at the start of the transaction (on PostgreSQL, before the log's
-        lock, which the first insert takes): a check-in reads of its participant only what
-        registration fixed (that they exist, their birth year or band). One a command writes
-        is taken back (``_attempt``), so the next command reads what it wrote.
+        cached, and their event), read in one query and lent to them, as ``_find`` lends what
+        it read. Their state is the store's under the log's lock (on PostgreSQL the lock goes
+        in the same round trip, before the query): no other process changes them before the
+        commit. One a command writes is taken back (``_attempt``), so the next command reads
+        what it wrote.
 
         It also notes which of them are not in the store (``_found``): a check-in's
         attendance, so that it looks before it records only when there is one to find."""

@@ -383,8 +383,13 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
         """Write this transaction's deferred events before a read of their streams (None:
         of the whole log), which must see them."""
         pending = _pending_streams(session, create=False)
-        if pending and (originator_ids is None or not pending.isdisjoint(originator_ids)):
-            write_deferred(session)
+        if not pending:
+            return
+        if originator_ids is not None:  # the library's ids are UUIDs; a caller may give text
+            wanted = {UUID(i) if isinstance(i, str) else i for i in originator_ids}
+            if pending.isdisjoint(wanted):
+                return
+        write_deferred(session)
 
     def _log_written_before_reading(self) -> None:
         """``_written_before_reading`` for a read of the whole log, inside a transaction."""
@@ -822,8 +827,12 @@ def defers_events(session: Session) -> bool:
 
 
 def _write_and_commit(session: Session) -> None:
-    """SQLAlchemy's before_commit: ``write_deferred``, and on PostgreSQL the COMMIT too."""
-    write_deferred(session, commit=True)
+    """SQLAlchemy's before_commit: ``write_deferred``, and on PostgreSQL the COMMIT too.
+
+    SQLAlchemy calls it when a savepoint is released as well: the rows wait for the
+    transaction they belong to (a COMMIT there would commit half a command)."""
+    if not session.in_nested_transaction():
+        write_deferred(session, commit=True)
 
 
 def write_deferred(session: Session, *, commit: bool = False) -> None:

@@ -19,6 +19,7 @@ from application.app import CheckIn, Outcome
 from application.ports import Idempotency
 from domain.attendance import Attendance
 from domain.errors import EventNotOpen
+from domain.participants import Participant
 from interfaces.bootstrap import Services
 from tests.application.test_group_commit import (
     BY,
@@ -155,3 +156,44 @@ def test_a_commit_with_an_object_still_to_flush_is_still_all_or_nothing(
         both()
     assert app.storage.find_outcome("desk", "k-1") is None
     assert len(_positions(services, event_id)) == 1
+
+
+def test_releasing_a_savepoint_neither_writes_nor_commits_the_command(
+    services: Services,
+) -> None:
+    """SQLAlchemy calls before_commit for a savepoint too: what the command deferred waits for
+    the command's own commit, and a command rolled back after a savepoint leaves nothing."""
+    app = services.app
+    event_id = _event(app)
+    recorder: Any = app.recorder
+
+    def command() -> None:
+        with app.storage.atomic() as session:
+            recorder.select_events(event_id)
+            app.storage.save_outcome(Idempotency("desk", "sp", "f"), "test", True, {"id": "x"})
+            with session.begin_nested():  # type: ignore[attr-defined]
+                pass
+            raise RuntimeError("the command is rolled back")
+
+    with pytest.raises(RuntimeError, match="rolled back"):
+        command()
+    assert app.storage.find_outcome("desk", "sp") is None
+
+
+def test_a_stream_read_by_its_id_as_text_still_sees_its_deferred_events(
+    services: Services,
+) -> None:
+    app = services.app
+    recorder: Any = app.recorder
+    with app.storage.atomic():
+        person = Participant.register(
+            birth_year=1948,
+            band_id=None,
+            district_id="suge",
+            today=app.today(),
+            bands=app.bands,
+            recorded_by=BY,
+        )
+        app.save(person)
+        stored = recorder.select_events(str(person.id))
+    assert [event.originator_version for event in stored] == [1]
