@@ -137,8 +137,8 @@ def test_check_ins_queued_together_are_recorded_with_one_commit(services: Servic
         release(len(people))
         answers = _answers(futures)
     assert all(isinstance(answer, Outcome) and answer.created for answer in answers)
-    # Two commits: the holder's (a command's transaction takes the log's lock, even one that
-    # writes nothing) and the ten check-ins', one for all of them.
+    # Two commits: the holder's (a command's transaction of its own, though it wrote nothing)
+    # and the ten check-ins', one for all of them.
     assert len(commits) == 2
     roster = services.roster.check_ins_at(event_id)
     assert sorted(entry.participant_id for entry in roster) == sorted(people)
