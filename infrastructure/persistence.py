@@ -151,9 +151,9 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
             connection = sqlite_driver(session) if prebuilt else None
             if connection is not None:
                 return self._select_on_sqlite(connection, query, originator_id, gt)
-            driver = postgres_driver(session) if prebuilt else None
+            driver, lock = _postgres_driver_and_due_lock(session) if prebuilt else (None, None)
             if driver is not None:
-                return self._select_on_driver(driver, query, originator_id, params)
+                return self._select_on_driver(driver, lock, query, originator_id, params)
             rows = session.execute(query, params).all()
         return [
             StoredEvent(
@@ -166,12 +166,18 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
         ]
 
     def _select_on_driver(
-        self, driver: Any, query: Select[Any], originator_id: UUID | str, params: dict[str, Any]
+        self,
+        driver: Any,
+        lock: tuple[str, ...] | None,
+        query: Select[Any],
+        originator_id: UUID | str,
+        params: dict[str, Any],
     ) -> list[StoredEvent]:
         # PostgreSQL: the compiled query on psycopg's cursor. A command reads a stream or two,
-        # and SQLAlchemy's work around each execution cost more than psycopg's.
+        # and SQLAlchemy's work around each execution cost more than psycopg's. The first
+        # statement of a transaction goes with its BEGIN (and a due lock) in one round trip.
         sql = self._compiled(query)
-        with driver_errors(), driver.cursor() as cursor:
+        with driver_errors(), _pipeline(driver, lock), driver.cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
         return _stream(originator_id, rows)
@@ -249,12 +255,12 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
                     found = rows.fetchall()
                 ids = [UUID(bytes=bytes(row[1])) for row in found]
             else:
-                driver = postgres_driver(session)
+                driver, lock = _postgres_driver_and_due_lock(session)
                 if driver is None:
                     return super().select_notifications(
                         start, limit, stop, topics, inclusive_of_start=inclusive_of_start
                     )
-                with driver_errors(), driver.cursor() as cursor:
+                with driver_errors(), _pipeline(driver, lock), driver.cursor() as cursor:
                     cursor.execute(sql, (after, upto, limit))
                     found = cursor.fetchall()
                 ids = [row[1] for row in found]
@@ -587,14 +593,21 @@ def _queue_lock(driver: Any, statements: tuple[str, ...]) -> None:
 
 @contextmanager
 def _pipeline(driver: Any, lock: tuple[str, ...] | None) -> Iterator[None]:
-    """With a due lock, a pipeline that sends it first: the statements that follow in the
-    block go in the same round trip. Without one, nothing (one statement, one round trip)."""
-    if lock is None:
+    """For a read that may be its transaction's first statement: a pipeline, so that the
+    BEGIN psycopg sends before it, and a due lock, go in the same round trip as the read
+    (outside a pipeline psycopg waited for the BEGIN's answer on its own: a GET's read of
+    one aggregate was three round trips, BEGIN, SELECT, ROLLBACK, and is now two). Inside a
+    transaction with nothing due, nothing: one statement is one round trip anyway."""
+    if lock is None and driver.pgconn.transaction_status != _IDLE:
         yield
         return
     with driver.pipeline():
-        _queue_lock(driver, lock)
+        if lock is not None:
+            _queue_lock(driver, lock)
         yield
+
+
+_IDLE = psycopg.pq.TransactionStatus.IDLE
 
 
 _WATCHED: weakref.WeakSet[Any] = weakref.WeakSet()

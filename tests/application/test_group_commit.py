@@ -341,6 +341,39 @@ def test_a_shared_transaction_still_locks_the_log_but_once(
     ]
 
 
+def test_a_transactions_first_read_goes_with_its_begin_and_its_lock(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: a read that opens a transaction goes in a pipeline with psycopg's BEGIN
+    (a GET's read: two round trips, not three), and a command's first read with the log's lock
+    too (a lone command: the lock costs no round trip of its own)."""
+    if services.datastore.engine.dialect.name != "postgresql":
+        pytest.skip("only PostgreSQL sends BEGIN as a statement of its own")
+    app = services.app
+    event_id = _event(app)
+    statements: list[str] = []
+    real_driver = persistence._postgres_driver_and_due_lock
+
+    def recording_driver(session: Any) -> Any:
+        driver: Any
+        driver, lock = real_driver(session)
+        recording = Mock(wraps=driver)
+        recording.pgconn = driver.pgconn
+        recording.cursor = lambda *a, **k: _RecordingCursor(driver.cursor(*a, **k), statements)
+        recording.pipeline = lambda: _RecordingPipeline(driver.pipeline(), statements)
+        return recording, lock
+
+    monkeypatch.setattr(persistence, "_postgres_driver_and_due_lock", recording_driver)
+    recorder: Any = app.recorder
+    assert [event.originator_version for event in recorder.select_events(event_id)] == [1]
+    assert statements == ["(", "SELECT", ")"]
+    statements.clear()
+    with app.storage.atomic():
+        recorder.select_events(event_id)
+        recorder.select_events(event_id)  # inside the transaction: a statement, a round trip
+    assert statements == ["(", "LOCK", "NOTIFY", "SELECT", ")", "SELECT"]
+
+
 def test_callers_on_threads_and_on_an_event_loop_hand_the_lead_to_each_other(
     services: Services,
 ) -> None:
