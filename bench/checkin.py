@@ -312,11 +312,36 @@ async def drive(port: int, per_desk: list[list[bytes]], expect: int) -> tuple[fl
     return seconds, sorted(latencies)
 
 
+def merged(results: list[Result]) -> Result:
+    """Rounds of one measurement as one: their requests, seconds and CPU added up."""
+    first = results[0]
+    splits = [result.server_split for result in results]
+    servers = [result.server_cpu for result in results]
+    return Result(
+        first.store,
+        first.what,
+        sum(result.seconds for result in results),
+        sorted(latency for result in results for latency in result.latencies),
+        sum(result.bench_cpu for result in results),
+        None if None in servers else sum(cpu for cpu in servers if cpu is not None),
+        None
+        if None in splits
+        else (
+            sum(split[0] for split in splits if split is not None),
+            sum(split[1] for split in splits if split is not None),
+            sum(split[2] for split in splits if split is not None),
+            sum(split[3] for split in splits if split is not None),
+        ),
+        sum(result.database_cpu for result in results),
+    )
+
+
 @dataclass(frozen=True)
 class Bench:
     store: str
     count: int
     desks: int
+    rounds: int = 5
 
     def over_http(self, what: str, server: tuple[int, int], requests: list[bytes]) -> Result:
         port, pid = server
@@ -355,15 +380,23 @@ class Bench:
         # shows what any route with a token costs this framework beside the bare /health.
         auth = {"Authorization": f"Bearer {data.token}"}
         reads = [http_request("GET", f"/events/{data.event}", auth)] * self.count
+        names = [f"HTTP POST check-in {self.desks}", f"HTTP GET /health {self.desks}"]
+        names.append(f"HTTP GET /events/id {self.desks}")
+        rounds: list[list[Result]] = [[], [], []]
         with running_server(settings, log) as server:
             self.over_http("warm-up", server, health[: 10 * self.desks])
             self.over_http("warm-up", server, warm_up)
             caught_up(settings)
-            return [
-                self.over_http(f"HTTP POST check-in {self.desks}", server, measured),
-                self.over_http(f"HTTP GET /health {self.desks}", server, health),
-                self.over_http(f"HTTP GET /events/id {self.desks}", server, reads),
-            ]
+            # In rounds, each measurement in turn: a machine whose speed drifts from one
+            # minute to the next (a shared VM's can, by 2x) then drifts under all three alike,
+            # and their ratios compare like with like.
+            for r in range(self.rounds):
+                for kind, requests in enumerate((measured, health, reads)):
+                    part = requests[
+                        r * len(requests) // self.rounds : (r + 1) * len(requests) // self.rounds
+                    ]
+                    rounds[kind].append(self.over_http(names[kind], server, part))
+        return [merged(results) for results in rounds]
 
     def direct(self, app: Tsunagari, seed: Seed, people: list[UUID], threads: int) -> Result:
         """``Tsunagari.check_in`` for each person from ``threads`` threads, as the route does."""
@@ -419,6 +452,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=3000, help="requests per measurement")
     parser.add_argument("--desks", type=int, default=16, help="concurrent desks (connections)")
     parser.add_argument("--skip-postgres", action="store_true", help="measure SQLite only")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="HTTP measurements taken in turn, in this many parts"
+    )
     args = parser.parse_args()
     stores = ["sqlite"]
     if not args.skip_postgres:
@@ -431,13 +467,13 @@ def main() -> None:
     print(
         f"{datetime.now(UTC):%Y-%m-%d %H:%M:%SZ}: nproc {cores}, {platform.machine()}, "
         f"Python {platform.python_version()}, load average {load}; "
-        f"{args.count} requests per measurement, {args.desks} desks"
+        f"{args.count} requests per measurement, {args.desks} desks, HTTP in {args.rounds} rounds"
     )
     print(f"client: {CLIENT}; client and server share this machine's {cores} cores")
     results: dict[str, list[Result]] = {}
     with tempfile.TemporaryDirectory(prefix="tsunagari-bench-") as tmp:
         for store in stores:
-            bench = Bench(store, args.count, args.desks)
+            bench = Bench(store, args.count, args.desks, max(1, args.rounds))
             with fresh_store(store, Path(tmp)) as settings:
                 results[store] = bench.http(settings, Path(tmp) / f"server-{store}.log")
             with fresh_store(store, Path(tmp)) as settings:
