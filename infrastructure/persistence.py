@@ -809,23 +809,26 @@ Deferred = dict[Executable, list[dict[str, Any]]]
 
 def _deferred(session: Session) -> Deferred:
     """The writes deferred in the session's current transaction (a new one: none)."""
-    transaction = session.get_transaction()
-    held: tuple[object, Deferred] | None = session.info.get("tsunagari_deferred")
-    if held is None or held[0] is not transaction:
-        held = (transaction, {})
-        session.info["tsunagari_deferred"] = held
-    return held[1]
+    deferred: Deferred = _of_transaction(session, "tsunagari_deferred", dict)
+    return deferred
 
 
 def _pending_streams(session: Session, *, create: bool = True) -> set[Any]:
     """The streams of the events deferred in the session's current transaction."""
+    if not create and "tsunagari_pending_streams" not in session.info:
+        return set()
+    pending: set[Any] = _of_transaction(session, "tsunagari_pending_streams", set)
+    return pending
+
+
+def _of_transaction(session: Session, key: str, new: Callable[[], Any]) -> Any:
+    """A value kept in ``session.info`` for the session's current transaction only: a later
+    transaction of the same session starts with a ``new()`` one."""
     transaction = session.get_transaction()
-    held: tuple[object, set[Any]] | None = session.info.get("tsunagari_pending_streams")
+    held: tuple[object, Any] | None = session.info.get(key)
     if held is None or held[0] is not transaction:
-        if not create:
-            return set()
-        held = (transaction, set())
-        session.info["tsunagari_pending_streams"] = held
+        held = (transaction, new())
+        session.info[key] = held
     return held[1]
 
 
@@ -865,12 +868,11 @@ def write_deferred(session: Session, *, commit: bool = False) -> None:
     session.info.pop("tsunagari_pending_streams", None)
     if held is None or held[0] is not session.get_transaction():
         return
-    writes = sorted(held[1].items(), key=lambda write: not getattr(write[0], "is_insert", False))
+    inserts = [(s, rows) for s, rows in held[1].items() if isinstance(s, Insert) and rows]
+    updates = [(s, rows) for s, rows in held[1].items() if not isinstance(s, Insert) and rows]
     driver, lock = _postgres_driver_and_due_lock(session)
     sqlite = sqlite_driver(session) if driver is None else None
-    inserts = [(s, rows) for s, rows in writes if isinstance(s, Insert) and rows]
-    only_inserts = all(isinstance(s, Insert) or not rows for s, rows in writes)
-    commit = commit and only_inserts and not (session.new or session.dirty or session.deleted)
+    commit = commit and not updates and not (session.new or session.dirty or session.deleted)
     if driver is not None and (len(inserts) > 1 or commit or lock is not None):
         with driver_errors(), driver.pipeline():
             if lock is not None:
@@ -887,9 +889,8 @@ def write_deferred(session: Session, *, commit: bool = False) -> None:
             _insert_on_sqlite(session, sqlite, statement, rows)
         else:
             session.execute(statement, rows)
-    for statement, rows in writes:
-        if rows and not isinstance(statement, Insert):
-            session.execute(statement, rows)
+    for statement, rows in updates:  # after the inserts: an update may touch a row they add
+        session.execute(statement, rows)
 
 
 def _insert_on_sqlite(
