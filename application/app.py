@@ -494,9 +494,7 @@ class Tsunagari(Application[UUID]):
         idempotency: Idempotency | None = None,
     ) -> Outcome[CheckInView]:
         """Check a participant in; checking in someone already checked in changes nothing."""
-        attendance_id = Attendance.create_id(event_id, participant_id)
-        decide = self._check_in(event_id, participant_id, recorded_by, attendance_id)
-        reads = (participant_id, event_id, attendance_id)
+        decide, reads = self._check_in(event_id, participant_id, recorded_by)
         return self._execute(
             "check_in", CheckInView, idempotency, decide, look_first=False, reads=reads
         )
@@ -511,9 +509,7 @@ class Tsunagari(Application[UUID]):
     ) -> Outcome[CheckInView]:
         """``check_in`` for a caller on an event loop: the front desk's hot path over HTTP,
         where it spares a hop to a worker thread and back for every check-in."""
-        attendance_id = Attendance.create_id(event_id, participant_id)
-        decide = self._check_in(event_id, participant_id, recorded_by, attendance_id)
-        reads = (participant_id, event_id, attendance_id)
+        decide, reads = self._check_in(event_id, participant_id, recorded_by)
         return await self._execute_async(
             "check_in", CheckInView, idempotency, decide, look_first=False, reads=reads
         )
@@ -527,25 +523,14 @@ class Tsunagari(Application[UUID]):
         participants in one query (``_prefetch``), so the event, which another process may
         have closed, is read from the store once a batch rather than fast-forwarded from the
         cache once a check-in."""
-        reads = [
-            (
-                command.participant_id,
-                command.event_id,
-                Attendance.create_id(command.event_id, command.participant_id),
-            )
+        checks = [
+            self._check_in(command.event_id, command.participant_id, command.recorded_by)
             for command in commands
         ]
+        reads = [read for _, read in checks]
         attempts = [
-            self._attempt(
-                "check_in",
-                CheckInView,
-                command.idempotency,
-                self._check_in(
-                    command.event_id, command.participant_id, command.recorded_by, read[2]
-                ),
-                look_first=False,
-            )
-            for command, read in zip(commands, reads, strict=True)
+            self._attempt("check_in", CheckInView, command.idempotency, decide, look_first=False)
+            for command, (decide, _) in zip(commands, checks, strict=True)
         ]
         answers: dict[int, Outcome[CheckInView] | Exception] = {}
         waiting = list(range(len(commands)))
@@ -565,8 +550,11 @@ class Tsunagari(Application[UUID]):
         return [answers[i] for i in range(len(commands))]
 
     def _check_in(
-        self, event_id: UUID, participant_id: UUID, recorded_by: Provenance, attendance_id: UUID
-    ) -> Callable[[], Decision[CheckInView]]:
+        self, event_id: UUID, participant_id: UUID, recorded_by: Provenance
+    ) -> tuple[Callable[[], Decision[CheckInView]], tuple[UUID, UUID, UUID]]:
+        """A check-in's decision, and the streams it reads (for the batch's prefetch): the
+        participant, the event, the attendance."""
+        attendance_id = Attendance.create_id(event_id, participant_id)
         looked = False
 
         def decide() -> Decision[CheckInView]:
@@ -595,7 +583,7 @@ class Tsunagari(Application[UUID]):
             view = CheckInView.of(attendance, event, participant, self.bands)
             return Decision(view, created, (attendance,) if created else ())
 
-        return decide
+        return decide, (participant_id, event_id, attendance_id)
 
     def revert_check_in(
         self,
