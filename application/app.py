@@ -788,7 +788,7 @@ class Tsunagari(Application[UUID]):
             return
         ids = [read for read in wanted if isinstance(read, UUID)]
         to_event = self.mapper.to_domain_event
-        streams = self._streams.select_streams(ids)
+        streams = self._streams.select_streams(ids, before_lock=True)
         for aggregate_id, stored in streams.items():
             self._lent[aggregate_id] = _project(None, (to_event(record) for record in stored))
         for aggregate_id in ids:

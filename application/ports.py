@@ -36,9 +36,14 @@ class StreamReader(Protocol):
     the streams a batch of commands will read at once)."""
 
     def select_streams(
-        self, originator_ids: Sequence[UUID]
+        self, originator_ids: Sequence[UUID], *, before_lock: bool = False
     ) -> Mapping[UUID, Sequence[StoredEvent]]:
-        """Every stored event of each stream, in version order; streams without any left out."""
+        """Every stored event of each stream, in version order; streams without any left out.
+
+        ``before_lock``: the read may run before the transaction takes the store's write
+        lock, provided the store then checks, under the lock and before anything is written,
+        that none of these streams has changed since, and fails the transaction if one has
+        (as for a lost race: IntegrityError)."""
 
 
 class Storage(Protocol):

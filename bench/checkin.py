@@ -452,11 +452,12 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=3000, help="requests per measurement")
     parser.add_argument("--desks", type=int, default=16, help="concurrent desks (connections)")
     parser.add_argument("--skip-postgres", action="store_true", help="measure SQLite only")
+    parser.add_argument("--skip-sqlite", action="store_true", help="measure PostgreSQL only")
     parser.add_argument(
         "--rounds", type=int, default=5, help="HTTP measurements taken in turn, in this many parts"
     )
     args = parser.parse_args()
-    stores = ["sqlite"]
+    stores = [] if args.skip_sqlite else ["sqlite"]
     if not args.skip_postgres:
         try:
             psycopg.connect(LIBPQ_URL, connect_timeout=3).close()

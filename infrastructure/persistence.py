@@ -53,6 +53,7 @@ from sqlalchemy.sql import Insert, Select
 
 from application.app import Tsunagari, utc_now
 from application.ports import Idempotency, ParticipantKeys, StoredOutcome
+from infrastructure import pg_pipeline
 from infrastructure.keys import KeyTable
 from infrastructure.settings import Settings
 
@@ -168,7 +169,7 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
     def _select_on_driver(
         self,
         driver: Any,
-        lock: tuple[str, ...] | None,
+        lock: tuple[LockStatement, ...] | None,
         query: Select[Any],
         originator_id: UUID | str,
         params: dict[str, Any],
@@ -182,10 +183,20 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
             rows = cursor.fetchall()
         return _stream(originator_id, rows)
 
-    def select_streams(self, originator_ids: Sequence[UUID]) -> dict[UUID, list[StoredEvent]]:
+    def select_streams(
+        self, originator_ids: Sequence[UUID], *, before_lock: bool = False
+    ) -> dict[UUID, list[StoredEvent]]:
         """Every stored event of each of these streams, in version order, in one query: the
         streams a batch of commands will read (group commit's ``prepare``), where each
-        command's own read was a statement, and on PostgreSQL a round trip, of its own."""
+        command's own read was a statement, and on PostgreSQL a round trip, of its own.
+
+        ``before_lock`` (PostgreSQL, while the transaction's lock is still due): the read
+        runs without the lock, and the lock's round trip checks, right after LOCK, that the
+        streams are as read (``_unchanged_sql``); if one is not, the transaction fails there,
+        before any write, with ``StaleRead``. The batch's commands then decide with the lock
+        not yet held, and it is held only for the commit's round trip: the check-in writers'
+        batches overlap (one decides while another commits) instead of queueing for the
+        lock through each other's decisions."""
         streams: dict[UUID, list[StoredEvent]] = {}
         if not originator_ids:
             return streams
@@ -203,15 +214,24 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
                     ).fetchall()
                 found = [(UUID(bytes=bytes(row[0])), *row[1:]) for row in rows]
             else:
-                driver, lock = _postgres_driver_and_due_lock(session)
+                unlocked = before_lock and _lock_is_due(session)
+                if unlocked:
+                    driver, lock = postgres_driver_as_is(session), None
+                else:
+                    driver, lock = _postgres_driver_and_due_lock(session)
                 if driver is None:
                     raise NotImplementedError("select_streams reads SQLite and PostgreSQL")
-                with driver_errors(), _pipeline(driver, lock), driver.cursor() as cursor:
-                    cursor.execute(
-                        f"{columns} WHERE originator_id = ANY(%s) {order}",
-                        [list(originator_ids)],
-                    )
-                    found = cursor.fetchall()
+                read = (f"{columns} WHERE originator_id = ANY(%s) {order}", [list(originator_ids)])
+                if pg_pipeline.usable(driver):
+                    with driver_errors():
+                        statements = [*_lock_as_statements(lock or ()), read]
+                        found = pg_pipeline.run(driver, statements)[-1]
+                else:
+                    with driver_errors(), _pipeline(driver, lock), driver.cursor() as cursor:
+                        cursor.execute(*read)
+                        found = cursor.fetchall()
+                if unlocked:
+                    self._check_at_lock(session, originator_ids, found)
         for originator_id, version, topic, state in found:
             streams.setdefault(originator_id, []).append(
                 StoredEvent(
@@ -496,6 +516,34 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
         connection.info[_LOCK_DUE] = (connection.get_transaction(), self._lock_statements)
         _watch_statements(connection.engine)
 
+    def _check_at_lock(
+        self, session: Session, originator_ids: Sequence[UUID], found: Sequence[Any]
+    ) -> None:
+        """Have the transaction's due lock check these streams are still as ``found`` read
+        them: each one's last version (0 for a stream that had none)."""
+        versions = dict.fromkeys(originator_ids, 0)
+        for originator_id, version, *_ in found:
+            versions[originator_id] = max(versions[originator_id], version)
+        check = (self._unchanged_sql, [list(versions), list(versions.values())])
+        connection = session.connection()
+        transaction, statements = connection.info[_LOCK_DUE]
+        connection.info[_LOCK_DUE] = (transaction, (*statements, check))
+
+    @functools.cached_property
+    def _unchanged_sql(self) -> str:
+        """Fails (``StaleRead``) when any of the streams has a last version other than the one
+        given. SQL has no statement that raises an error of its own, and a function for it
+        would be a schema object to create and upgrade in every store: the text cast to int
+        fails, and only when the HAVING lets the count through, at run time (an aggregate is
+        never folded at planning). Each stream's last version is one index probe."""
+        return (
+            f"SELECT ('{STALE_READ} ' || count(*))::int "  # noqa: S608 - our own table
+            "FROM unnest(%s::uuid[], %s::bigint[]) AS r(id, v) "
+            "WHERE coalesce((SELECT max(originator_version) "
+            f"FROM {self._table_name} WHERE originator_id = r.id), 0) <> r.v "
+            "HAVING count(*) > 0"
+        )
+
     @functools.cached_property
     def _lock_statements(self) -> tuple[str, str]:
         return (f"LOCK TABLE {self._table_name} IN EXCLUSIVE MODE", f"NOTIFY {self.channel_name}")
@@ -555,7 +603,36 @@ def _on_psycopg(session: Session) -> bool:
     return bind is not None and bind.dialect.driver == "psycopg"  # no other PG driver
 
 
-def _postgres_driver_and_due_lock(session: Session) -> tuple[Any | None, tuple[str, ...] | None]:
+def postgres_driver_as_is(session: Session) -> Any | None:
+    """``postgres_driver`` without sending a due lock: for a read that may go before it."""
+    return session.connection().connection.driver_connection if _on_psycopg(session) else None
+
+
+def _lock_is_due(session: Session) -> bool:
+    """Whether the transaction has yet to send its lock (PostgreSQL)."""
+    if not _on_psycopg(session):
+        return False
+    connection = session.connection()
+    due = connection.info.get(_LOCK_DUE)
+    return due is not None and due[0] is connection.get_transaction()
+
+
+LockStatement = str | tuple[str, Sequence[Any]]
+"""A statement of a transaction's lock: the LOCK, the NOTIFY, and the check of what was read
+before it (``TsunagariRecorder._check_at_lock``), a statement with its parameters."""
+
+STALE_READ = "tsunagari: a stream read before the lock changed before it was taken:"
+"""In the error of ``TsunagariRecorder._unchanged_sql``: how ``driver_errors`` knows it."""
+
+
+class StaleRead(IntegrityError):
+    """A stream read before the transaction took the log's lock changed before it did: a
+    lost race, as a duplicate key is. Nothing was written; the commands are decided again."""
+
+
+def _postgres_driver_and_due_lock(
+    session: Session,
+) -> tuple[Any | None, tuple[LockStatement, ...] | None]:
     """psycopg's connection, and the log's lock if the transaction has yet to send it (the
     caller must send it before its own statement, or in the same pipeline)."""
     if not _on_psycopg(session):
@@ -568,31 +645,44 @@ _LOCK_DUE = "tsunagari_lock_due"
 """In a connection's info: (its transaction, the lock's statements) until they are sent."""
 
 
-def _due_lock(connection: Any) -> tuple[str, ...] | None:
+def _due_lock(connection: Any) -> tuple[LockStatement, ...] | None:
     """The lock statements the connection's transaction has yet to send, now taken: a due
     lock of an earlier transaction (one that ran no statement) is dropped."""
     due = connection.info.pop(_LOCK_DUE, None)
     if due is None or due[0] is not connection.get_transaction():
         return None
-    statements: tuple[str, ...] = due[1]
+    statements: tuple[LockStatement, ...] = due[1]
     return statements
 
 
-def _send_lock(driver: Any, statements: tuple[str, ...]) -> None:
+def _send_lock(driver: Any, statements: tuple[LockStatement, ...]) -> None:
     """The lock and the NOTIFY (heard at commit, whenever it is sent) in one round trip with
     the transaction's BEGIN, which psycopg sends before the first statement: one pipeline."""
-    with driver_errors(), driver.pipeline():
-        _queue_lock(driver, statements)
+    with driver_errors():
+        if pg_pipeline.usable(driver):
+            pg_pipeline.run(driver, _lock_as_statements(statements))
+            return
+        with driver.pipeline():
+            _queue_lock(driver, statements)
 
 
-def _queue_lock(driver: Any, statements: tuple[str, ...]) -> None:
+def _lock_as_statements(statements: tuple[LockStatement, ...]) -> list[pg_pipeline.Statement]:
+    return [
+        (statement, ()) if isinstance(statement, str) else statement for statement in statements
+    ]
+
+
+def _queue_lock(driver: Any, statements: tuple[LockStatement, ...]) -> None:
     with driver.cursor() as cursor:
         for statement in statements:
-            cursor.execute(statement, prepare=False)
+            if isinstance(statement, str):
+                cursor.execute(statement, prepare=False)
+            else:
+                cursor.execute(*statement)
 
 
 @contextmanager
-def _pipeline(driver: Any, lock: tuple[str, ...] | None) -> Iterator[None]:
+def _pipeline(driver: Any, lock: tuple[LockStatement, ...] | None) -> Iterator[None]:
     """For a read that may be its transaction's first statement: a pipeline, so that the
     BEGIN psycopg sends before it, and a due lock, go in the same round trip as the read
     (outside a pipeline psycopg waited for the BEGIN's answer on its own: a GET's read of
@@ -651,6 +741,8 @@ def driver_errors() -> Iterator[None]:
     except (psycopg.IntegrityError, sqlite3.IntegrityError) as error:
         raise IntegrityError(error) from error
     except (psycopg.DataError, sqlite3.DataError) as error:
+        if STALE_READ in str(error):
+            raise StaleRead(error) from error
         raise DataError(error) from error
     except (psycopg.OperationalError, sqlite3.OperationalError) as error:
         raise OperationalError(error) from error
@@ -710,6 +802,16 @@ def _first_in_transaction(session: Session, what: str) -> bool:
         return False
     session.info[what] = transaction
     return True
+
+
+def own_statements(datastore: Any) -> None:
+    """PostgreSQL: this process's connections prepare its hot statements themselves
+    (``pg_pipeline.own_statements``), psycopg none; for the check-in writer, whose every
+    statement but a rare one goes through ``pg_pipeline``. Connections already made go."""
+    engine = datastore.engine
+    if engine is not None and engine.dialect.driver == "psycopg":
+        event.listen(engine, "connect", pg_pipeline.own_statements)
+        engine.dispose()
 
 
 class QuietDatastore(SQLAlchemyDatastore):
@@ -873,7 +975,15 @@ def write_deferred(session: Session, *, commit: bool = False) -> None:
     driver, lock = _postgres_driver_and_due_lock(session)
     sqlite = sqlite_driver(session) if driver is None else None
     commit = commit and not updates and not (session.new or session.dirty or session.deleted)
-    if driver is not None and (len(inserts) > 1 or commit or lock is not None):
+    if driver is not None and pg_pipeline.usable(driver):
+        statements = [*_lock_as_statements(lock or ())]
+        statements += [_insert_statement(session, statement, rows) for statement, rows in inserts]
+        if commit:
+            statements.append(("COMMIT", ()))
+        with driver_errors():
+            pg_pipeline.run(driver, statements)
+        inserts = []
+    elif driver is not None and (len(inserts) > 1 or commit or lock is not None):
         with driver_errors(), driver.pipeline():
             if lock is not None:
                 _queue_lock(driver, lock)
@@ -927,12 +1037,20 @@ def _insert_on_sqlite(
 def _insert_on_driver(
     session: Session, driver: Any, statement: Insert, rows: list[dict[str, Any]]
 ) -> None:
-    """PostgreSQL: rows of a plain ``insert(table)`` in one INSERT ... SELECT FROM unnest() of
-    one array per column, on psycopg's cursor. The statement's text is the same whatever the
-    number of rows, so psycopg converts it once and PostgreSQL prepares it; a multi-row VALUES
-    list (a new text for every count of rows) cost psycopg ~190 µs of parsing per batch. The
-    arrays go in binary (``%b``): in text, psycopg escaped every string with a regex, slower
-    than the VALUES list. Values go as they are: str, bool, int, aware datetimes, None."""
+    """PostgreSQL: rows of a plain ``insert(table)`` on psycopg's cursor (``_insert_statement``)."""
+    with driver_errors(), driver.cursor() as cursor:
+        cursor.execute(*_insert_statement(session, statement, rows))
+
+
+def _insert_statement(
+    session: Session, statement: Insert, rows: list[dict[str, Any]]
+) -> tuple[str, list[list[Any]]]:
+    """PostgreSQL: rows of a plain ``insert(table)`` as one INSERT ... SELECT FROM unnest() of
+    one array per column. The statement's text is the same whatever the number of rows, so
+    it is converted once and PostgreSQL prepares it; a multi-row VALUES list (a new text for
+    every count of rows) cost psycopg ~190 µs of parsing per batch. The arrays go in binary
+    (``%b``): in text, psycopg escaped every string with a regex, slower than the VALUES
+    list. Values go as they are: str, bool, int, aware datetimes, None."""
     dialect = session.get_bind().dialect
     columns = tuple(rows[0])
 
@@ -945,8 +1063,7 @@ def _insert_on_driver(
         )
 
     sql: str = _prepared(statement, columns, dialect, prepare)
-    with driver_errors(), driver.cursor() as cursor:
-        cursor.execute(sql, [[row[column] for row in rows] for column in columns])
+    return sql, [[row[column] for row in rows] for column in columns]
 
 
 _PREPARED: dict[tuple[int, tuple[str, ...], str], tuple[Insert, Any]] = {}

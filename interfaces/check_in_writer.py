@@ -53,6 +53,7 @@ from application.group_commit import REFUSALS
 from application.ports import Idempotency
 from application.views import CheckInView
 from domain.provenance import Provenance
+from infrastructure.persistence import own_statements
 from infrastructure.settings import Settings
 from interfaces.bootstrap import build_services
 
@@ -391,6 +392,7 @@ def run_writer(settings: Settings, fd: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     connection = socket.socket(fileno=fd)
     services = build_services(settings)
+    own_statements(services.datastore)
     try:
         serve_writer(services.app, connection)
     finally:

@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from application.app import CheckIn, Outcome
@@ -20,7 +21,7 @@ from application.ports import Idempotency
 from domain.attendance import Attendance
 from domain.errors import EventNotOpen
 from domain.participants import Participant
-from interfaces.bootstrap import Services
+from interfaces.bootstrap import Services, build_services
 from tests.application.test_group_commit import (
     BY,
     _answers,
@@ -197,3 +198,43 @@ def test_a_stream_read_by_its_id_as_text_still_sees_its_deferred_events(
         app.save(person)
         stored = recorder.select_events(str(person.id))
     assert [event.originator_version for event in stored] == [1]
+
+
+def test_a_batch_read_before_the_lock_is_decided_again_when_another_process_changed_it(
+    services: Services, settings: Any, clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL reads a batch's streams before the log's lock (``before_lock``). Another
+    process closes the event after that read and before the lock: the check at the lock
+    fails the batch, nothing of it is written, and each check-in is decided again on the
+    closed event and refused. On SQLite the batch holds the write lock from its start, and
+    the close waits for it: the check-ins count, the close comes after them."""
+    app = services.app
+    event_id = _event(app)
+    people = _participants(app, 3)
+    other = build_services(settings, clock=clock)
+    real_prefetch = app._prefetch
+    closed: list[Any] = []
+
+    def prefetch_then_close(reads: list[Any]) -> None:
+        real_prefetch(reads)
+        if not closed and services.datastore.engine.dialect.name == "postgresql":
+            with ThreadPoolExecutor(1) as elsewhere:  # its own session, as in its own process
+                closed.append(elsewhere.submit(other.app.close_event, event_id, recorded_by=BY))
+                closed[0] = closed[0].result(timeout=30)
+
+    monkeypatch.setattr(app, "_prefetch", prefetch_then_close)
+    app.commits._prepare = prefetch_then_close
+    try:
+        answers = app.check_in_all([CheckIn(event_id, person, BY, None) for person in people])
+    finally:
+        other.close()
+    if services.datastore.engine.dialect.name != "postgresql":
+        assert all(isinstance(answer, Outcome) and answer.created for answer in answers)
+        return
+    assert closed
+    assert closed[0].result.status == "closed"
+    assert all(isinstance(answer, EventNotOpen) for answer in answers), answers
+    assert services.roster.check_ins_at(event_id) == []
+    for person in people:
+        with pytest.raises(AggregateNotFoundError):
+            app.repository.get(Attendance.create_id(event_id, person))

@@ -28,6 +28,7 @@ from domain.organizations import OrganizationKind
 from domain.participants import Participant
 from domain.programs import Policy, ProgramArea
 from domain.provenance import Provenance, Role
+from infrastructure import pg_pipeline
 from interfaces.bootstrap import Services
 
 BY = Provenance(actor_id="desk-token", actor_role=Role.DESK, desk_id="suge-1")
@@ -259,16 +260,23 @@ class _RecordingCursor:
         return self._cursor.__exit__(*exc)
 
     def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
-        for part in str(query).split(";"):
-            words = part.split()
-            if words and words[0].upper() == "INSERT":  # INSERT and its table's own name
-                self._statements.append(f"INSERT {words[2].split('.')[-1]}")
-            elif words:
-                self._statements.append(words[0].upper())
+        self._statements.extend(_named(str(query)))
         return self._cursor.execute(query, *args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._cursor, name)
+
+
+def _named(query: str) -> list[str]:
+    """A statement's first word (INSERT with its table's own name), for each statement."""
+    named = []
+    for part in query.split(";"):
+        words = part.split()
+        if words and words[0].upper() == "INSERT":
+            named.append(f"INSERT {words[2].split('.')[-1]}")
+        elif words:
+            named.append(words[0].upper())
+    return named
 
 
 class _RecordingPipeline:
@@ -291,7 +299,7 @@ def test_a_shared_transaction_still_locks_the_log_but_once(
 ) -> None:
     """PostgreSQL: the log's table lock (commit order = position order) is still taken, once,
     with the one NOTIFY that wakes the followers; the batch's events go in one insert, and the
-    whole batch waits on two round trips."""
+    whole batch waits on two round trips, each sent in one write."""
     if services.datastore.engine.dialect.name != "postgresql":
         pytest.skip("only PostgreSQL locks the log's table")
     app = services.app
@@ -303,12 +311,16 @@ def test_a_shared_transaction_still_locks_the_log_but_once(
         statements.append(statement.split()[0].upper())
 
     real_driver = persistence._postgres_driver_and_due_lock
+    real_as_is = persistence.postgres_driver_as_is
+    real_run = pg_pipeline.run
 
-    def recording_driver(session: Any) -> Any:
-        driver, lock = real_driver(session)
+    def recorded(driver: Any) -> Any:
         if driver is None:
-            return None, lock
+            return None
         recording = Mock(wraps=driver)
+        recording.real = driver
+        for name in ("pgconn", "autocommit", "isolation_level", "read_only", "deferrable"):
+            setattr(recording, name, getattr(driver, name))  # as they are, not mocks
         recording.cursor = lambda *a, **k: _RecordingCursor(driver.cursor(*a, **k), statements)
         recording.pipeline = lambda: _RecordingPipeline(driver.pipeline(), statements)
 
@@ -317,9 +329,21 @@ def test_a_shared_transaction_still_locks_the_log_but_once(
             driver.commit()
 
         recording.commit = commit
-        return recording, lock
+        return recording
+
+    def recording_driver(session: Any) -> Any:
+        driver, lock = real_driver(session)
+        return recorded(driver), lock
 
     monkeypatch.setattr(persistence, "_postgres_driver_and_due_lock", recording_driver)
+    monkeypatch.setattr(persistence, "postgres_driver_as_is", lambda s: recorded(real_as_is(s)))
+
+    def recording_run(driver: Any, sent: Any) -> Any:
+        # [ ]: statements sent in one write (pg_pipeline), ( ): psycopg's pipeline
+        statements.extend(["[", *(name for sql, _ in sent for name in _named(sql)), "]"])
+        return real_run(driver.real, sent)
+
+    monkeypatch.setattr(pg_pipeline, "run", recording_run)
     engine = services.datastore.engine
     with ThreadPoolExecutor(6) as desks, lead_held(app) as release:
         statements.clear()  # count the batch's statements only
@@ -334,10 +358,12 @@ def test_a_shared_transaction_still_locks_the_log_but_once(
     assert all(isinstance(answer, Outcome) and answer.created for answer in answers)
     for person in people:
         assert app.repository.get(Attendance.create_id(event_id, person)).version == 1
-    # Two round trips for the six: the lock with the prefetch, the inserts with the commit.
+    # Two round trips for the six: the prefetch, before the lock; then the lock, the check
+    # that what the prefetch read is unchanged, the inserts and the commit.
     assert batch == [
-        *("(", "LOCK", "NOTIFY", "SELECT", ")"),
-        *("(", "INSERT tsunagari_events", "INSERT tsunagari_roster", "COMMIT", ")"),
+        *("[", "SELECT", "]"),
+        *("[", "LOCK", "NOTIFY", "SELECT"),
+        *("INSERT tsunagari_events", "INSERT tsunagari_roster", "COMMIT", "]"),
     ]
 
 
@@ -547,9 +573,9 @@ def test_check_ins_queued_together_read_their_participants_in_one_query(
     own_reads: list[UUID] = []
     select_streams, select_events = recorder.select_streams, recorder.select_events
 
-    def streams(ids: list[UUID]) -> Any:
+    def streams(ids: list[UUID], **kwargs: Any) -> Any:
         batch_reads.append(list(ids))
-        return select_streams(ids)
+        return select_streams(ids, **kwargs)
 
     def events(originator_id: UUID, *args: Any, **kwargs: Any) -> Any:
         own_reads.append(originator_id)

@@ -1,0 +1,208 @@
+"""PostgreSQL: a few statements sent in one write, and their answers read in one go.
+
+psycopg's pipeline sends each statement as it is executed and flushes it on its own, polling
+the socket before each one: a poll and a send a statement, and more polls while it reads the
+answers. On the machines this runs on a system call is dear (a non-blocking poll costs tens of
+microseconds of CPU): a check-in batch's commit, seven statements (LOCK, NOTIFY, the check of
+what was read before the lock, three inserts, COMMIT), cost the writer ~1.4 ms of CPU in
+psycopg's pipeline and ~0.35 ms here, where libpq's own pipeline mode queues them all, sends
+them with one write at the sync, and the answers are read as they come (bench/README.md).
+
+It uses psycopg's documented low-level layers (``psycopg.pq``, libpq's calls, and
+``psycopg.adapt.Transformer``, which dumps parameters and loads rows as a cursor does), on
+the same connection: psycopg learns the transaction's state from libpq, as always, so its
+later ``commit()`` finds the connection as these statements left it. Only our own statements
+go here, written with psycopg's ``%s`` (text) and ``%b`` (binary) placeholders.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import select
+from collections.abc import Sequence
+from contextlib import suppress
+from typing import Any
+from weakref import WeakKeyDictionary
+
+import psycopg
+from psycopg import pq
+from psycopg.adapt import PyFormat, Transformer
+
+Statement = tuple[str, Sequence[Any]]
+"""SQL with ``%s``/``%b`` placeholders, and its parameters."""
+
+_PLACEHOLDER = re.compile(r"%([sb])")
+_FORMATS = {"s": PyFormat.AUTO, "b": PyFormat.BINARY}
+_IDLE = pq.TransactionStatus.IDLE
+_IN_TRANSACTION = pq.TransactionStatus.INTRANS
+_DONE = (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK, pq.ExecStatus.EMPTY_QUERY)
+_ABORTED = pq.ExecStatus.PIPELINE_ABORTED
+
+_converted: dict[str, tuple[bytes, list[PyFormat]]] = {}
+_prepared: WeakKeyDictionary[Any, dict[tuple[bytes, tuple[int, ...]], bytes]] = WeakKeyDictionary()
+"""Per psycopg connection, the statements prepared on its session, by text and parameter
+types (``_send``). The names are ours (``tsunagari_N``), apart from psycopg's (``_pg3_N``)."""
+_names = itertools.count(1)
+
+
+def own_statements(dbapi_connection: Any, _record: Any = None) -> None:
+    """A connection on which psycopg prepares nothing, and statements sent here are prepared
+    once under names of ours: for a process whose hot statements all go here (the check-in
+    writer), where PostgreSQL parsed and planned a batch's five every time. SQLAlchemy's
+    ``connect`` event takes it as it is."""
+    dbapi_connection.prepare_threshold = None
+
+
+def usable(driver: Any) -> bool:
+    """Whether the connection can take statements this way now: not in psycopg's pipeline or
+    autocommit, and either in a transaction or able to begin one with a plain BEGIN (psycopg
+    would add an isolation level, read-only or deferrable to its BEGIN when set)."""
+    pgconn = driver.pgconn
+    if pgconn.pipeline_status != pq.PipelineStatus.OFF or driver.autocommit:
+        return False
+    status = pgconn.transaction_status
+    if status == _IN_TRANSACTION:
+        return True
+    return status == _IDLE and (
+        driver.isolation_level is None and driver.read_only is None and driver.deferrable is None
+    )
+
+
+def run(driver: Any, statements: Sequence[Statement]) -> list[list[tuple[Any, ...]]]:
+    """Run the statements in order, in the connection's transaction (begun first when there
+    is none, as psycopg would), in one round trip; answer each one's rows ([] for one that
+    returns none). The first that fails raises its psycopg error once every answer is read;
+    the statements after it did not run, and the transaction is left failed, to roll back.
+    ``usable(driver)`` must hold."""
+    pgconn = driver.pgconn
+    encoding = driver.info.encoding
+    transformer = Transformer(driver)
+    prepared = _prepared.setdefault(driver, {}) if driver.prepare_threshold is None else None
+    begin = pgconn.transaction_status == _IDLE
+    if begin:
+        statements = [("BEGIN", ()), *statements]
+    pgconn.enter_pipeline_mode()
+    try:
+        queued = [_send(pgconn, transformer, prepared, sql, params) for sql, params in statements]
+        pgconn.pipeline_sync()
+        _flush(pgconn)
+        results = _read(pgconn, len(statements) + sum(key is not None for key in queued))
+    except BaseException:
+        _drain(pgconn)
+        raise
+    finally:
+        with suppress(psycopg.Error):
+            pgconn.exit_pipeline_mode()
+    rows: list[list[tuple[Any, ...]]] = []
+    failure: psycopg.Error | None = None
+    answers = iter(results)
+    for key in queued:
+        if key is not None and next(answers).status not in _DONE and prepared is not None:
+            del prepared[key]  # not prepared after all: the pipeline failed before it
+        result = next(answers)
+        if result.status not in _DONE and result.status != _ABORTED and failure is None:
+            failure = psycopg.errors.error_from_result(result, encoding=encoding)
+        if result.status == pq.ExecStatus.TUPLES_OK and result.ntuples:
+            transformer.set_pgresult(result)
+            rows.append(transformer.load_rows(0, result.ntuples, tuple))
+        else:
+            rows.append([])
+    if failure is not None:
+        raise failure
+    return rows[1:] if begin else rows
+
+
+def _send(
+    pgconn: Any,
+    transformer: Any,
+    prepared: dict[tuple[bytes, tuple[int, ...]], bytes] | None,
+    sql: str,
+    params: Sequence[Any],
+) -> tuple[bytes, tuple[int, ...]] | None:
+    """Queue one statement; the key of the PREPARE queued before it, if one was.
+
+    ``prepared`` (a connection where psycopg prepares nothing itself: ``own_statements``):
+    each statement is prepared under a name of ours the first time, so PostgreSQL parses and
+    plans it once per connection. Otherwise unnamed, parsed every time: a name of ours would
+    not survive the DEALLOCATE ALL psycopg sends after a rollback (any refused command)
+    whenever it holds prepared statements of its own."""
+    query, formats = _convert(sql)
+    if not formats:
+        pgconn.send_query_params(query, None)
+        return None
+    values = transformer.dump_sequence(params, formats)
+    types = tuple(transformer.types)
+    if prepared is None:
+        pgconn.send_query_params(
+            query, values, param_types=types, param_formats=transformer.formats
+        )
+        return None
+    key = (query, types)
+    name = prepared.get(key)
+    queued = None
+    if name is None:
+        name = prepared[key] = f"tsunagari_{next(_names)}".encode()
+        pgconn.send_prepare(name, query, param_types=types)
+        queued = key
+    pgconn.send_query_prepared(name, values, param_formats=transformer.formats)
+    return queued
+
+
+def _convert(sql: str) -> tuple[bytes, list[PyFormat]]:
+    """``%s``/``%b`` as ``$1``, ``$2``...: the SQL libpq takes, and each parameter's format."""
+    converted = _converted.get(sql)
+    if converted is None:
+        formats: list[PyFormat] = []
+
+        def number(match: re.Match[str]) -> str:
+            formats.append(_FORMATS[match.group(1)])
+            return f"${len(formats)}"
+
+        if len(_converted) >= 256:  # many stores in one process (tests): start again
+            _converted.clear()
+        converted = _converted[sql] = (_PLACEHOLDER.sub(number, sql).encode(), formats)
+    return converted
+
+
+def _flush(pgconn: Any) -> None:
+    """Send what libpq holds: one write, unless the socket's buffer is full."""
+    while pgconn.flush():
+        select.select([pgconn.socket], [pgconn.socket], [])
+        pgconn.consume_input()  # the server may be answering while we send
+
+
+def _read(pgconn: Any, count: int) -> list[Any]:
+    """The next ``count`` results and the sync's, waiting on the socket only when libpq has
+    none ready."""
+    results: list[Any] = []
+    while True:
+        while pgconn.is_busy():
+            select.select([pgconn.socket], [], [])
+            pgconn.consume_input()
+        result = pgconn.get_result()
+        if result is None:
+            continue  # the end of one statement's results
+        if result.status == pq.ExecStatus.PIPELINE_SYNC:
+            if len(results) != count:
+                raise psycopg.OperationalError(
+                    f"PostgreSQL answered {len(results)} of {count} statements"
+                )
+            return results
+        results.append(result)
+
+
+def _drain(pgconn: Any) -> None:
+    """After a failure midway (a lost connection, an interrupt): read what is left up to the
+    sync, so that libpq can leave pipeline mode; a broken connection fails its next use."""
+    with suppress(psycopg.Error, OSError):
+        nothing = 0  # two "no result" in a row: nothing is left (the sync was read)
+        while nothing < 2:
+            while pgconn.is_busy():
+                if not select.select([pgconn.socket], [], [], 5.0)[0]:
+                    return
+                pgconn.consume_input()
+            result = pgconn.get_result()
+            if result is not None and result.status == pq.ExecStatus.PIPELINE_SYNC:
+                return
+            nothing = nothing + 1 if result is None else 0
