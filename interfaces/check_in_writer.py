@@ -56,6 +56,7 @@ from domain.provenance import Provenance
 from infrastructure.persistence import own_statements
 from infrastructure.settings import Settings
 from interfaces.bootstrap import build_services
+from interfaces.collector import settle_collector
 
 logger = structlog.get_logger("tsunagari.writer")
 
@@ -393,6 +394,7 @@ def run_writer(settings: Settings, fd: int) -> None:
     connection = socket.socket(fileno=fd)
     services = build_services(settings)
     own_statements(services.datastore)
+    settle_collector()
     try:
         serve_writer(services.app, connection)
     finally:

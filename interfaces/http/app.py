@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,6 +11,7 @@ from fastapi.routing import APIRoute
 from infrastructure.settings import ProjectionsMode, Settings, WriterMode
 from interfaces.bootstrap import Services, build_services
 from interfaces.check_in_writer import CheckInWriter
+from interfaces.collector import settle_collector
 from interfaces.http.direct import DirectCheckIn
 from interfaces.http.middleware import RequestBodyMiddleware, RequestContextMiddleware
 from interfaces.http.problems import install_problem_handlers
@@ -45,20 +45,6 @@ TAGS = [
     {"name": "audit", "description": "監査: the log itself, read-only, personal fields masked"},
     {"name": "health", "description": "Liveness"},
 ]
-
-
-def settle_collector() -> None:
-    """Keep the cyclic garbage collector's pauses out of the desks' latency.
-
-    Everything built at start-up lives as long as the server: frozen, no collection scans it
-    again. Young collections run every 20,000 allocations rather than 700, and the older
-    generations less often: a check-in allocates a few thousand objects, nearly all freed by
-    reference counting, and the default thresholds paused every few requests (p99 at 16
-    desks fell from about 95 ms to about 55 ms, bench/README.md).
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 50, 100)
 
 
 def operation_id(route: APIRoute) -> str:

@@ -4,9 +4,11 @@ with its own services, a real writer process on the same store, on SQLite and Po
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import pickle
 import signal
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -402,3 +404,30 @@ def test_a_writer_that_cannot_be_started_again_is_tried_again_and_check_ins_go_o
         assert sorted(entry.participant_id for entry in roster) == sorted(people)
     finally:
         services.close()
+
+
+def test_the_writer_settles_its_garbage_collector_before_it_serves(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer is where every desk waits: a collection of the whole heap it imported
+    (the framework, the ORM) paused a batch, and its desks' p99 with it (bench/README.md).
+    It serves with the start-up heap frozen and the server's thresholds, as the server does."""
+    seen: dict[str, Any] = {}
+
+    def serve(app: Any, connection: Any) -> None:
+        seen.update(threshold=gc.get_threshold(), frozen=gc.get_freeze_count())
+
+    monkeypatch.setattr(check_in_writer, "serve_writer", serve)
+    ours, theirs = socket.socketpair()
+    threshold = gc.get_threshold()
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        check_in_writer.run_writer(_quiet(settings), theirs.detach())
+    finally:
+        signal.signal(signal.SIGINT, handlers[0])
+        signal.signal(signal.SIGTERM, handlers[1])
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
+        ours.close()
+    assert seen["threshold"] == (20_000, 50, 100)
+    assert seen["frozen"] > 1000
