@@ -980,8 +980,9 @@ def write_deferred(session: Session, *, commit: bool = False) -> None:
         statements += [_insert_statement(session, statement, rows) for statement, rows in inserts]
         if commit:
             statements.append(("COMMIT", ()))
-        with driver_errors():
-            pg_pipeline.run(driver, statements)
+        if statements:  # updates only: they go below, through SQLAlchemy
+            with driver_errors():
+                pg_pipeline.run(driver, statements)
         inserts = []
     elif driver is not None and (len(inserts) > 1 or commit or lock is not None):
         with driver_errors(), driver.pipeline():
