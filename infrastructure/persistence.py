@@ -194,9 +194,9 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
         runs without the lock, and the lock's round trip checks, right after LOCK, that the
         streams are as read (``_unchanged_sql``); if one is not, the transaction fails there,
         before any write, with ``StaleRead``. The batch's commands then decide with the lock
-        not yet held, and it is held only for the commit's round trip: the check-in writers'
-        batches overlap (one decides while another commits) instead of queueing for the
-        lock through each other's decisions."""
+        not yet held, and it is held only for the commit's round trip: other processes'
+        commands (the server's own closes and registrations beside the check-in writer) no
+        longer wait for it through a batch's decisions."""
         streams: dict[UUID, list[StoredEvent]] = {}
         if not originator_ids:
             return streams
@@ -224,7 +224,7 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
                 read = (f"{columns} WHERE originator_id = ANY(%s) {order}", [list(originator_ids)])
                 if pg_pipeline.usable(driver):
                     with driver_errors():
-                        statements = [*_lock_as_statements(lock or ()), read]
+                        statements = [*(lock or ()), read]
                         found = pg_pipeline.run(driver, statements)[-1]
                 else:
                     with driver_errors(), _pipeline(driver, lock), driver.cursor() as cursor:
@@ -545,8 +545,11 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
         )
 
     @functools.cached_property
-    def _lock_statements(self) -> tuple[str, str]:
-        return (f"LOCK TABLE {self._table_name} IN EXCLUSIVE MODE", f"NOTIFY {self.channel_name}")
+    def _lock_statements(self) -> tuple[LockStatement, ...]:
+        return (
+            (f"LOCK TABLE {self._table_name} IN EXCLUSIVE MODE", ()),
+            (f"NOTIFY {self.channel_name}", ()),
+        )
 
     def _lock_table(self, session: Session) -> None:
         # Once a transaction: a group-commit transaction inserts for several commands, and
@@ -617,9 +620,9 @@ def _lock_is_due(session: Session) -> bool:
     return due is not None and due[0] is connection.get_transaction()
 
 
-LockStatement = str | tuple[str, Sequence[Any]]
-"""A statement of a transaction's lock: the LOCK, the NOTIFY, and the check of what was read
-before it (``TsunagariRecorder._check_at_lock``), a statement with its parameters."""
+LockStatement = pg_pipeline.Statement
+"""A statement of a transaction's lock, with its parameters: the LOCK, the NOTIFY, and the
+check of what was read before it (``TsunagariRecorder._check_at_lock``)."""
 
 STALE_READ = "tsunagari: a stream read before the lock changed before it was taken:"
 """In the error of ``TsunagariRecorder._unchanged_sql``: how ``driver_errors`` knows it."""
@@ -660,25 +663,17 @@ def _send_lock(driver: Any, statements: tuple[LockStatement, ...]) -> None:
     the transaction's BEGIN, which psycopg sends before the first statement: one pipeline."""
     with driver_errors():
         if pg_pipeline.usable(driver):
-            pg_pipeline.run(driver, _lock_as_statements(statements))
+            pg_pipeline.run(driver, statements)
             return
         with driver.pipeline():
             _queue_lock(driver, statements)
 
 
-def _lock_as_statements(statements: tuple[LockStatement, ...]) -> list[pg_pipeline.Statement]:
-    return [
-        (statement, ()) if isinstance(statement, str) else statement for statement in statements
-    ]
-
-
 def _queue_lock(driver: Any, statements: tuple[LockStatement, ...]) -> None:
     with driver.cursor() as cursor:
-        for statement in statements:
-            if isinstance(statement, str):
-                cursor.execute(statement, prepare=False)
-            else:
-                cursor.execute(*statement)
+        for sql, params in statements:
+            # The LOCK and the NOTIFY are never worth preparing; the check is.
+            cursor.execute(sql, params or None, prepare=None if params else False)
 
 
 @contextmanager
@@ -976,7 +971,7 @@ def write_deferred(session: Session, *, commit: bool = False) -> None:
     sqlite = sqlite_driver(session) if driver is None else None
     commit = commit and not updates and not (session.new or session.dirty or session.deleted)
     if driver is not None and pg_pipeline.usable(driver):
-        statements = [*_lock_as_statements(lock or ())]
+        statements = [*(lock or ())]
         statements += [_insert_statement(session, statement, rows) for statement, rows in inserts]
         if commit:
             statements.append(("COMMIT", ()))
