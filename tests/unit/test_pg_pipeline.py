@@ -1,13 +1,18 @@
 """infrastructure.pg_pipeline on the real PostgreSQL: statements in one write, answered in order,
-a failure midway leaving nothing of the rest done, and the connection usable afterwards."""
+a failure midway leaving nothing of the rest done, the connection usable afterwards, and arrays
+sent as psycopg would have sent them."""
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from uuid import UUID, uuid4
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from infrastructure import pg_pipeline
 from tests.support import PostgresSchema, _libpq_url
@@ -84,6 +89,23 @@ def test_a_failure_midway_raises_its_error_and_runs_nothing_after_it(
     assert pg_pipeline.run(connection, [("SELECT count(*) FROM t", ())]) == [[(1,)]]
 
 
+def test_a_value_that_cannot_be_sent_fails_before_anything_is_sent(
+    connection: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    with pytest.raises(psycopg.DataError):
+        pg_pipeline.run(
+            connection,
+            [
+                ("INSERT INTO t VALUES (%s, 1, 'sent?')", [uuid4()]),
+                ("SELECT %s", [[1, "one"]]),  # psycopg dumps no list of mixed types
+                ("COMMIT", ()),
+            ],
+        )
+    # Nothing was queued: no transaction was begun, and the connection takes the next ones.
+    assert connection.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert pg_pipeline.run(connection, [("SELECT count(*) FROM t", ())]) == [[(0,)]]
+
+
 def test_it_is_not_used_where_psycopg_would_begin_otherwise(
     connection: psycopg.Connection[tuple[object, ...]],
 ) -> None:
@@ -123,3 +145,75 @@ def test_where_psycopg_prepares_its_own_ours_go_unnamed(
     assert _ours(connection) == []
     connection.rollback()
     assert _rows(connection) == []
+
+
+# Arrays go in PostgreSQL's binary form, built here rather than by psycopg's list dumper: what
+# PostgreSQL receives must be what psycopg would have sent it.
+
+_ZONES = st.sampled_from(
+    [UTC, timezone(timedelta(hours=9)), timezone(-timedelta(hours=3, minutes=30))]
+)
+_ELEMENTS = {
+    "uuid": st.uuids(),
+    "bigint": st.integers(-(2**63), 2**63 - 1),
+    "text": st.text(st.characters(codec="utf-8", exclude_characters="\x00")),
+    "bytea": st.binary(),
+    "boolean": st.booleans(),
+    "timestamptz": st.datetimes(
+        min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=_ZONES
+    ),
+}
+
+
+@given(
+    data=st.sampled_from(sorted(_ELEMENTS)).flatmap(
+        lambda kind: st.tuples(
+            st.just(kind), st.lists(st.one_of(st.none(), _ELEMENTS[kind]), min_size=1)
+        )
+    )
+)
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_an_array_arrives_as_psycopg_would_have_sent_it(
+    connection: psycopg.Connection[tuple[object, ...]], data: tuple[str, list[object]]
+) -> None:
+    kind, values = data
+    ours = pg_pipeline.run(connection, [(f"SELECT %b::{kind}[], %s::{kind}[]", [values, values])])
+    theirs = connection.execute(f"SELECT %b::{kind}[]", [values]).fetchall()
+    connection.rollback()
+    assert ours == [[(theirs[0][0], theirs[0][0])]] == [[(values, values)]]
+    assert pg_pipeline._array(values) is not None or all(value is None for value in values)
+
+
+class _Colour(enum.StrEnum):
+    RED = "red"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [_Colour.RED, None],  # a subclass of str: psycopg's dumper for it decides
+        [2**63],  # beyond bigint: psycopg sends a numeric
+        [datetime(2026, 4, 1, 9)],  # naive: psycopg sends a timestamp
+        [None],
+        [],
+        [1, "one"],
+    ],
+    ids=["enum", "numeric", "naive", "null", "empty", "mixed"],
+)
+def test_an_array_this_does_not_build_goes_as_psycopg_sends_it(
+    connection: psycopg.Connection[tuple[object, ...]], values: list[object]
+) -> None:
+    assert pg_pipeline._array(values) is None
+    try:
+        theirs: object = connection.execute("SELECT %s", [values]).fetchall()
+    except psycopg.Error as error:
+        theirs = type(error)
+    connection.rollback()
+    try:
+        ours: object = pg_pipeline.run(connection, [("SELECT %s", [values])])[0]
+    except psycopg.Error as error:
+        ours = type(error)
+    connection.rollback()
+    assert ours == theirs
