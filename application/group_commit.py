@@ -35,6 +35,10 @@ class _Refused(Exception):
     """Rolls back the transaction of a unit that refused."""
 
 
+class _PrepareFailed(Exception):
+    """Rolls back the transaction of a unit whose ``prepare`` failed, to run it without."""
+
+
 _NEVER_WAITED = threading.Event()
 
 
@@ -274,13 +278,23 @@ class GroupCommit:
         self._alone(current)
         self._commit(batch[index + 1 :])
 
-    def _alone(self, unit: _Unit[Any]) -> None:
+    def _alone(self, unit: _Unit[Any], *, prepared: bool = True) -> None:
+        """Run a unit in a transaction of its own, ``prepare``d with its reads (even alone,
+        a check-in's three reads go in one query rather than one each); when the prepare
+        fails, the unit runs once more without it, as a batch's units do."""
         unit.error = None
         try:
             with self._atomic():
+                if prepared and self._prepare is not None and unit.reads:
+                    try:
+                        self._prepare(list(unit.reads))
+                    except Exception as error:
+                        raise _PrepareFailed from error
                 unit.run()
                 if unit.error is not None:
                     raise _Refused
+        except _PrepareFailed:
+            self._alone(unit, prepared=False)
         except _Refused:
             pass  # rolled back; the caller gets the refusal
         except Exception as error:  # the unit's own failure, raised in its caller's thread

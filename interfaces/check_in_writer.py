@@ -18,8 +18,10 @@ What runs where:
 - Each writes aggregates the other reads (the server closes events and reverts check-ins,
   the writer checks in). The library's aggregate cache brings a cached aggregate up to date
   from the store on every read (its fast-forward), and every command takes the store's write
-  lock before it reads (``SqlStorage.atomic``): a check-in and a close in the two processes
-  are ordered as they would be in one, and neither decides on a state older than the store.
+  lock before it reads (``SqlStorage.atomic``), but a check-in on PostgreSQL, which reads
+  before the lock and has its commit check, under the lock, that what it read is unchanged
+  (``select_streams``' ``before_lock``): a check-in and a close in the two processes are
+  ordered as they would be in one, and neither commits on a state older than the store.
 - If the writer dies, the check-ins it had not answered, and any that come until it is back,
   run in the server's own process, as without a writer: the store decides, as for any retry
   (a check-in it had committed is answered 200, "already checked in", or replayed under its

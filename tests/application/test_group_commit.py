@@ -294,17 +294,10 @@ class _RecordingPipeline:
         return self._pipeline.__exit__(*exc)
 
 
-def test_a_shared_transaction_still_locks_the_log_but_once(
-    services: Services, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """PostgreSQL: the log's table lock (commit order = position order) is still taken, once,
-    with the one NOTIFY that wakes the followers; the batch's events go in one insert, and the
-    whole batch waits on two round trips, each sent in one write."""
-    if services.datastore.engine.dialect.name != "postgresql":
-        pytest.skip("only PostgreSQL locks the log's table")
-    app = services.app
-    event_id = _event(app)
-    people = _participants(app, 6)
+@contextmanager
+def _recording(services: Services) -> Iterator[list[str]]:
+    """PostgreSQL: the statements sent meanwhile, each as its command's name, a round trip's
+    between brackets: [ ] one write of pg_pipeline's, ( ) psycopg's pipeline."""
     statements: list[str] = []
 
     def on_execute(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
@@ -335,32 +328,65 @@ def test_a_shared_transaction_still_locks_the_log_but_once(
         driver, lock = real_driver(session)
         return recorded(driver), lock
 
-    monkeypatch.setattr(persistence, "_postgres_driver_and_due_lock", recording_driver)
-    monkeypatch.setattr(persistence, "postgres_driver_as_is", lambda s: recorded(real_as_is(s)))
-
     def recording_run(driver: Any, sent: Any) -> Any:
-        # [ ]: statements sent in one write (pg_pipeline), ( ): psycopg's pipeline
         statements.extend(["[", *(name for sql, _ in sent for name in _named(sql)), "]"])
         return real_run(driver.real, sent)
 
-    monkeypatch.setattr(pg_pipeline, "run", recording_run)
     engine = services.datastore.engine
-    with ThreadPoolExecutor(6) as desks, lead_held(app) as release:
-        statements.clear()  # count the batch's statements only
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(persistence, "_postgres_driver_and_due_lock", recording_driver)
+        patch.setattr(persistence, "postgres_driver_as_is", lambda s: recorded(real_as_is(s)))
+        patch.setattr(pg_pipeline, "run", recording_run)
         event.listen(engine, "before_cursor_execute", on_execute)
         try:
-            futures = [desks.submit(_check_in, app, event_id, person) for person in people]
-            release(len(people))
-            answers = _answers(futures)
+            yield statements
         finally:
             event.remove(engine, "before_cursor_execute", on_execute)
-    batch = list(statements)
+
+
+def test_a_shared_transaction_still_locks_the_log_but_once(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: the log's table lock (commit order = position order) is still taken, once,
+    with the one NOTIFY that wakes the followers; the batch's events go in one insert, and the
+    whole batch waits on two round trips, each sent in one write."""
+    if services.datastore.engine.dialect.name != "postgresql":
+        pytest.skip("only PostgreSQL locks the log's table")
+    app = services.app
+    event_id = _event(app)
+    people = _participants(app, 6)
+    with (
+        ThreadPoolExecutor(6) as desks,
+        lead_held(app) as release,
+        _recording(services) as statements,
+    ):
+        futures = [desks.submit(_check_in, app, event_id, person) for person in people]
+        release(len(people))
+        answers = _answers(futures)
     assert all(isinstance(answer, Outcome) and answer.created for answer in answers)
     for person in people:
         assert app.repository.get(Attendance.create_id(event_id, person)).version == 1
     # Two round trips for the six: the prefetch, before the lock; then the lock, the check
     # that what the prefetch read is unchanged, the inserts and the commit.
-    assert batch == [
+    assert statements == [
+        *("[", "SELECT", "]"),
+        *("[", "LOCK", "NOTIFY", "SELECT"),
+        *("INSERT tsunagari_events", "INSERT tsunagari_roster", "COMMIT", "]"),
+    ]
+
+
+def test_a_lone_check_in_reads_its_three_streams_in_one_query(services: Services) -> None:
+    """PostgreSQL: a check-in alone (a quiet desk) reads its participant, its event and its
+    attendance in one query before the lock, as a batch does, not one statement each: two
+    round trips in all."""
+    if services.datastore.engine.dialect.name != "postgresql":
+        pytest.skip("only PostgreSQL reads before the lock")
+    app = services.app
+    event_id = _event(app)
+    (person,) = _participants(app, 1)
+    with _recording(services) as statements:
+        assert app.check_in(event_id, participant_id=person, recorded_by=BY).created
+    assert statements == [
         *("[", "SELECT", "]"),
         *("[", "LOCK", "NOTIFY", "SELECT"),
         *("INSERT tsunagari_events", "INSERT tsunagari_roster", "COMMIT", "]"),
