@@ -124,15 +124,24 @@ _Dumped = tuple[bytes, Sequence[bytes | None] | None, tuple[int, ...], Sequence[
 
 
 def _dump(transformer: Any, sql: str, params: Sequence[Any]) -> _Dumped:
+    """The statement as libpq takes it: each list that ``_array`` can build goes in binary
+    as built, every other parameter as psycopg dumps it (a column of NULLs only, say, among
+    a batch's insert's arrays: the others still go the fast way)."""
     query, formats = _convert(sql)
     if not formats:
         return query, None, (), ()
     arrays = [_array(param) if type(param) is list else None for param in params]
-    if all(array is not None for array in arrays):
-        values: Sequence[bytes | None] = [array[0] for array in arrays]  # type: ignore[index]
-        return query, values, tuple(array[1] for array in arrays), [_BINARY] * len(arrays)  # type: ignore[index]
-    values = transformer.dump_sequence(params, formats)
-    return query, values, tuple(transformer.types), list(transformer.formats)
+    rest = [i for i, array in enumerate(arrays) if array is None]
+    values: list[bytes | None] = [None if array is None else array[0] for array in arrays]
+    types = [0 if array is None else array[1] for array in arrays]
+    dumped_as = [_BINARY] * len(arrays)
+    if rest:
+        dumped = transformer.dump_sequence([params[i] for i in rest], [formats[i] for i in rest])
+        for i, value, oid, format_ in zip(
+            rest, dumped, transformer.types, transformer.formats, strict=True
+        ):
+            values[i], types[i], dumped_as[i] = value, oid, format_
+    return query, values, tuple(types), dumped_as
 
 
 def _send(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 from uuid import UUID, uuid4
 
 import psycopg
@@ -217,3 +218,21 @@ def test_an_array_this_does_not_build_goes_as_psycopg_sends_it(
         ours = type(error)
     connection.rollback()
     assert ours == theirs
+
+
+def test_arrays_built_here_and_by_psycopg_go_together_in_one_statement(
+    connection: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    """A batch's insert whose one column is all NULLs: that array goes as psycopg dumps it,
+    the others as built here, each in its place."""
+    ids = [uuid4(), uuid4()]
+    params: list[list[Any]] = [ids, [None, None], [_Colour.RED, _Colour.RED], [1, 2]]
+    assert [pg_pipeline._array(p) is not None for p in params] == [True, False, False, True]
+    sql = "SELECT %b::uuid[], %b::text[], %s, %b::int[]"
+    ours = pg_pipeline.run(connection, [(sql, params)])
+    theirs = connection.execute(sql, params).fetchall()
+    connection.rollback()
+    assert ours == [theirs]
+    assert theirs[0][0] == ids
+    assert theirs[0][1] == [None, None]
+    assert theirs[0][3] == [1, 2]
