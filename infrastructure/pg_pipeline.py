@@ -249,7 +249,7 @@ _HEADER = struct.Struct("!iiiii")  # dimensions, has NULLs, element type, length
 _NULL = _INT32.pack(-1)
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _SIZE_16 = _INT32.pack(16)
-_SIZE_8 = _INT32.pack(8)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def _uuids(values: list[UUID]) -> bytes:
@@ -283,8 +283,6 @@ def _timestamptzs(values: list[datetime]) -> bytes:
     epoch = _PG_EPOCH
     return _int8s([(value - epoch) // _MICROSECOND for value in values])
 
-
-_MICROSECOND = timedelta(microseconds=1)
 
 _ELEMENTS: dict[type, tuple[int, int, Callable[[list[Any]], bytes]]] = {
     # Python type: (element type's oid, array type's oid, the elements' binary form)
