@@ -7,9 +7,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from unittest.mock import Mock
 from uuid import UUID, uuid4
 
@@ -32,6 +32,7 @@ from infrastructure import pg_pipeline
 from interfaces.bootstrap import Services
 
 BY = Provenance(actor_id="desk-token", actor_role=Role.DESK, desk_id="suge-1")
+T = TypeVar("T")
 
 
 def _event(app: Tsunagari) -> UUID:
@@ -125,18 +126,32 @@ def _answers(futures: list[Future[Outcome[CheckInView]]]) -> list[object]:
     return answers
 
 
+def _checked_in_together(
+    app: Tsunagari,
+    event_id: UUID,
+    people: list[UUID],
+    around: AbstractContextManager[T] | None = None,
+) -> tuple[list[object], T | None]:
+    """Each person checked in from a desk of their own, all queued behind a held lead so that
+    they run as one batch; ``around`` is entered once the lead is held (what it counts or
+    records is the batch's, and the holder's commit). Answers each desk's outcome or error,
+    in the order of ``people``, and what ``around`` yielded."""
+    with (
+        ThreadPoolExecutor(len(people)) as desks,
+        lead_held(app) as release,
+        around if around is not None else nullcontext() as held,
+    ):
+        futures = [desks.submit(_check_in, app, event_id, person) for person in people]
+        release(len(people))
+        return _answers(futures), held
+
+
 def test_check_ins_queued_together_are_recorded_with_one_commit(services: Services) -> None:
     app = services.app
     event_id = _event(app)
     people = _participants(app, 10)
-    with (
-        ThreadPoolExecutor(10) as desks,
-        lead_held(app) as release,
-        commits_counted(services) as commits,
-    ):
-        futures = [desks.submit(_check_in, app, event_id, person) for person in people]
-        release(len(people))
-        answers = _answers(futures)
+    answers, commits = _checked_in_together(app, event_id, people, commits_counted(services))
+    assert commits is not None
     assert all(isinstance(answer, Outcome) and answer.created for answer in answers)
     # Two commits: the holder's (a command's transaction of its own, though it wrote nothing)
     # and the ten check-ins', one for all of them.
@@ -185,10 +200,7 @@ def test_a_conflict_inside_a_shared_transaction_reaches_only_the_command_that_me
     # Two desks check the same person in within one transaction: the store refuses the second
     # creation of the same check-in, which rolls back everyone's writes.
     twice = [people[0], people[1], people[0], people[2]]
-    with ThreadPoolExecutor(4) as desks, lead_held(app) as release:
-        futures = [desks.submit(_check_in, app, event_id, person) for person in twice]
-        release(len(twice))
-        answers = _answers(futures)
+    answers, _ = _checked_in_together(app, event_id, twice)
     outcomes = [answer for answer in answers if isinstance(answer, Outcome)]
     assert len(outcomes) == 4, answers
     assert sorted(outcome.created for outcome in outcomes) == [False, True, True, True]
@@ -344,9 +356,7 @@ def _recording(services: Services) -> Iterator[list[str]]:
             event.remove(engine, "before_cursor_execute", on_execute)
 
 
-def test_a_shared_transaction_still_locks_the_log_but_once(
-    services: Services, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_shared_transaction_still_locks_the_log_but_once(services: Services) -> None:
     """PostgreSQL: the log's table lock (commit order = position order) is still taken, once,
     with the one NOTIFY that wakes the followers; the batch's events go in one insert, and the
     whole batch waits on two round trips, each sent in one write."""
@@ -355,14 +365,7 @@ def test_a_shared_transaction_still_locks_the_log_but_once(
     app = services.app
     event_id = _event(app)
     people = _participants(app, 6)
-    with (
-        ThreadPoolExecutor(6) as desks,
-        lead_held(app) as release,
-        _recording(services) as statements,
-    ):
-        futures = [desks.submit(_check_in, app, event_id, person) for person in people]
-        release(len(people))
-        answers = _answers(futures)
+    answers, statements = _checked_in_together(app, event_id, people, _recording(services))
     assert all(isinstance(answer, Outcome) and answer.created for answer in answers)
     for person in people:
         assert app.repository.get(Attendance.create_id(event_id, person)).version == 1
@@ -393,9 +396,7 @@ def test_a_lone_check_in_reads_its_three_streams_in_one_query(services: Services
     ]
 
 
-def test_a_transactions_first_read_goes_with_its_begin_and_its_lock(
-    services: Services, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_transactions_first_read_goes_with_its_begin_and_its_lock(services: Services) -> None:
     """PostgreSQL: a read that opens a transaction goes in a pipeline with psycopg's BEGIN
     (a GET's read: two round trips, not three), and a command's first read with the log's lock
     too (a lone command: the lock costs no round trip of its own)."""
@@ -403,26 +404,14 @@ def test_a_transactions_first_read_goes_with_its_begin_and_its_lock(
         pytest.skip("only PostgreSQL sends BEGIN as a statement of its own")
     app = services.app
     event_id = _event(app)
-    statements: list[str] = []
-    real_driver = persistence._postgres_driver_and_due_lock
-
-    def recording_driver(session: Any) -> Any:
-        driver: Any
-        driver, lock = real_driver(session)
-        recording = Mock(wraps=driver)
-        recording.pgconn = driver.pgconn
-        recording.cursor = lambda *a, **k: _RecordingCursor(driver.cursor(*a, **k), statements)
-        recording.pipeline = lambda: _RecordingPipeline(driver.pipeline(), statements)
-        return recording, lock
-
-    monkeypatch.setattr(persistence, "_postgres_driver_and_due_lock", recording_driver)
     recorder: Any = app.recorder
-    assert [event.originator_version for event in recorder.select_events(event_id)] == [1]
-    assert statements == ["(", "SELECT", ")"]
-    statements.clear()
-    with app.storage.atomic():
-        recorder.select_events(event_id)
-        recorder.select_events(event_id)  # inside the transaction: a statement, a round trip
+    with _recording(services) as statements:
+        assert [event.originator_version for event in recorder.select_events(event_id)] == [1]
+        assert statements == ["(", "SELECT", ")"]
+        statements.clear()
+        with app.storage.atomic():
+            recorder.select_events(event_id)
+            recorder.select_events(event_id)  # inside the transaction: a statement, a round trip
     assert statements == ["(", "LOCK", "NOTIFY", "SELECT", ")", "SELECT"]
 
 
