@@ -1,6 +1,7 @@
 """The check-in writer's work without HTTP or processes: ``check_in_all`` batch by batch.
 
-    .venv/bin/python bench/batches.py [--sizes 1,8,16] [--check-ins 2400] [--skip-postgres]
+    .venv/bin/python bench/batches.py [--sizes 1,8,16] [--check-ins 2400]
+                                      [--skip-sqlite | --skip-postgres]
 
 Per store (a temporary SQLite file; PostgreSQL in a schema of its own, dropped afterwards) and
 batch size: seed participants in-process (bench/checkin.py's ``seed``), open the application as
@@ -75,10 +76,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1,8,16", help="batch sizes, comma-separated")
     parser.add_argument("--check-ins", type=int, default=2400, help="check-ins per size")
-    parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--skip-sqlite", action="store_true", help="PostgreSQL only")
+    parser.add_argument("--skip-postgres", action="store_true", help="SQLite only")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
-    kinds = ["sqlite"]
+    kinds = [] if args.skip_sqlite else ["sqlite"]
     if not args.skip_postgres:
         try:
             psycopg.connect(LIBPQ_URL, connect_timeout=3).close()

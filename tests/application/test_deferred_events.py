@@ -21,6 +21,8 @@ from application.ports import Idempotency
 from domain.attendance import Attendance
 from domain.errors import EventNotOpen
 from domain.participants import Participant
+from infrastructure import pg_pipeline
+from infrastructure.persistence import STALE_READ
 from interfaces.bootstrap import Services, build_services
 from tests.application.test_group_commit import (
     BY,
@@ -238,3 +240,76 @@ def test_a_batch_read_before_the_lock_is_decided_again_when_another_process_chan
     for person in people:
         with pytest.raises(AggregateNotFoundError):
             app.repository.get(Attendance.create_id(event_id, person))
+
+
+def _postgres_only(services: Services) -> None:
+    if services.datastore.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's batch holds the write lock from its start: nothing is read before")
+
+
+def test_the_check_at_the_lock_reads_back_only_the_streams_that_had_events(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check at the lock probes the streams read with events (the participants, the
+    event), not the new attendances, which the log's unique index guards (test below)."""
+    _postgres_only(services)
+    app = services.app
+    event_id = _event(app)
+    people = _participants(app, 3)
+    checked: list[set[UUID]] = []
+    real_run = pg_pipeline.run
+
+    def run(driver: Any, statements: Any) -> Any:
+        for sql, params in statements:
+            if STALE_READ in sql:
+                checked.append(set(params[0]))
+        return real_run(driver, statements)
+
+    monkeypatch.setattr(pg_pipeline, "run", run)
+    answers = app.check_in_all([CheckIn(event_id, person, BY, None) for person in people])
+    assert all(isinstance(answer, Outcome) and answer.created for answer in answers), answers
+    assert checked == [{event_id, *people}]
+
+
+def test_an_attendance_another_process_creates_after_the_batch_read_it_counts_once(
+    services: Services, settings: Any, clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: another process checks one of the batch's people in after the batch read
+    their attendance as absent and before its lock. The batch's insert of that attendance
+    meets the log's unique index, nothing of the batch is written, and each check-in is
+    decided again: that person is answered as already checked in, the others are checked
+    in; everyone counts once, in the log and on the roster."""
+    _postgres_only(services)
+    app = services.app
+    event_id = _event(app)
+    people = _participants(app, 3)
+    other = build_services(settings, clock=clock)
+    real_prefetch = app._prefetch
+    elsewhere: list[Any] = []
+
+    def prefetch_then_check_in_elsewhere(reads: list[Any]) -> None:
+        real_prefetch(reads)
+        if not elsewhere:
+            with ThreadPoolExecutor(1) as pool:  # its own session, as in its own process
+                done = pool.submit(
+                    other.app.check_in, event_id, participant_id=people[1], recorded_by=BY
+                )
+                elsewhere.append(done.result(timeout=30))
+
+    monkeypatch.setattr(app, "_prefetch", prefetch_then_check_in_elsewhere)
+    app.commits._prepare = prefetch_then_check_in_elsewhere
+    try:
+        answers = app.check_in_all([CheckIn(event_id, person, BY, None) for person in people])
+    finally:
+        other.close()
+    assert elsewhere
+    assert elsewhere[0].created
+    created = [isinstance(answer, Outcome) and answer.created for answer in answers]
+    assert created == [True, False, True], answers
+    assert all(isinstance(answer, Outcome) for answer in answers)
+    for person in people:
+        stored = app.recorder.select_events(Attendance.create_id(event_id, person))
+        assert [event.originator_version for event in stored] == [1]
+    roster = services.roster.check_ins_at(event_id)
+    assert sorted(entry.participant_id for entry in roster) == sorted(people)
+    assert all(entry.counted for entry in roster)
