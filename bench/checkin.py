@@ -67,6 +67,10 @@ class Result:
     # processes: the check-in writer, the projection worker.
     server_split: tuple[float, float, float, float] | None = None
     database_cpu: float = 0.0  # CPU seconds of this machine's PostgreSQL processes meanwhile
+    # Seconds the server's event loop and its check-in writer spent running and runnable but
+    # waiting for a core (Linux schedstat): what the wall time of the writer, which every
+    # desk of a batch waits for, went on besides its own work.
+    scheduled: tuple[float, float, float, float] | None = None
 
     @property
     def rate(self) -> float:
@@ -267,6 +271,24 @@ def cpu_split(pid: int) -> tuple[float, float, float, float]:
     return loop, others, writer, projections
 
 
+def scheduled(pid: int) -> tuple[float, float, float, float] | None:
+    """Seconds so far the server's event loop (its main thread) and its check-in writer have
+    run, and have waited to run while runnable (``/proc/<pid>/schedstat``: run time, run-queue
+    delay); None where the kernel keeps no schedstat."""
+    try:
+        loop = Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()
+        writers = [
+            child
+            for child in children_of(pid)
+            if WRITER_COMMAND in Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        ]
+        writer = Path(f"/proc/{writers[0]}/schedstat").read_text().split() if writers else []
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    ran, waited = (int(writer[0]), int(writer[1])) if writer else (0, 0)
+    return int(loop[0]) / 1e9, int(loop[1]) / 1e9, ran / 1e9, waited / 1e9
+
+
 def postgres_cpu() -> float:
     """CPU seconds so far of this machine's PostgreSQL server processes (Linux /proc): the
     database's share of a check-in, when it runs here, as in the bench's default setting."""
@@ -316,6 +338,7 @@ def merged(results: list[Result]) -> Result:
     """Rounds of one measurement as one: their requests, seconds and CPU added up."""
     first = results[0]
     splits = [result.server_split for result in results]
+    waits = [result.scheduled for result in results]
     servers = [result.server_cpu for result in results]
     return Result(
         first.store,
@@ -333,6 +356,14 @@ def merged(results: list[Result]) -> Result:
             sum(split[3] for split in splits if split is not None),
         ),
         sum(result.database_cpu for result in results),
+        None
+        if None in waits
+        else (
+            sum(w[0] for w in waits if w is not None),
+            sum(w[1] for w in waits if w is not None),
+            sum(w[2] for w in waits if w is not None),
+            sum(w[3] for w in waits if w is not None),
+        ),
     )
 
 
@@ -348,17 +379,21 @@ class Bench:
         per_desk = [requests[d :: self.desks] for d in range(self.desks)]
         expect = 201 if requests[0].startswith(b"POST") else 200
         database = postgres_cpu()
-        cpu, split = time.process_time(), cpu_split(pid)
+        cpu, split, sched = time.process_time(), cpu_split(pid), scheduled(pid)
         seconds, latencies = asyncio.run(drive(port, per_desk, expect))
-        cpu, after = time.process_time() - cpu, cpu_split(pid)
+        cpu, after, sched_after = time.process_time() - cpu, cpu_split(pid), scheduled(pid)
         database = postgres_cpu() - database
+        waits = None
+        if sched is not None and sched_after is not None:
+            w = tuple(b - a for a, b in zip(sched, sched_after, strict=True))
+            waits = (w[0], w[1], w[2], w[3])
         spent = (
             after[0] - split[0],
             after[1] - split[1],
             after[2] - split[2],
             after[3] - split[3],
         )
-        return Result(self.store, what, seconds, latencies, cpu, sum(spent), spent, database)
+        return Result(self.store, what, seconds, latencies, cpu, sum(spent), spent, database, waits)
 
     def check_ins(self, seed: Seed, people: list[UUID], tag: str) -> list[bytes]:
         """Check-ins as desks send them: token, X-Desk-Id, an Idempotency-Key, a new person."""
@@ -499,6 +534,22 @@ def main() -> None:
     print("writer: the check-in writer process; projections: the projection worker process;")
     print("database: this machine's PostgreSQL processes (every one, the bench's own included).")
     print("The loop and the threads share one interpreter lock; each process has its own.")
+    print(
+        f"\n{'share of the wall time':<33} {'loop runs':>10} {'waits':>8} {'writer runs':>12}",
+        end="",
+    )
+    print(f" {'waits':>8}")
+    for rows in results.values():
+        for result in rows:
+            if result.scheduled is not None and result.what.startswith("HTTP POST"):
+                shares = (f"{x / result.seconds:.0%}" for x in result.scheduled)
+                loop_ran, loop_waited, writer_ran, writer_waited = shares
+                print(
+                    f"{result.store:<10} {result.what:<22} {loop_ran:>10} {loop_waited:>8} "
+                    f"{writer_ran:>12} {writer_waited:>8}"
+                )
+    print("runs: on a core; waits: runnable, waiting for one (Linux schedstat). The rest of the")
+    print("writer's time it waits for PostgreSQL's answers or for the server's next check-ins.")
     ratio = f"{'HTTP/direct':>13}"
     print(
         f"\n{'':<10} {'HTTP/health':<15} {'HTTP p99 ms':<16} {ratio} {ratio} {'GET id/health':>13}"
