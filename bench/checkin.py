@@ -347,23 +347,24 @@ def merged(results: list[Result]) -> Result:
         sorted(latency for result in results for latency in result.latencies),
         sum(result.bench_cpu for result in results),
         None if None in servers else sum(cpu for cpu in servers if cpu is not None),
-        None
-        if None in splits
-        else (
-            sum(split[0] for split in splits if split is not None),
-            sum(split[1] for split in splits if split is not None),
-            sum(split[2] for split in splits if split is not None),
-            sum(split[3] for split in splits if split is not None),
-        ),
+        _summed(splits),
         sum(result.database_cpu for result in results),
-        None
-        if None in waits
-        else (
-            sum(w[0] for w in waits if w is not None),
-            sum(w[1] for w in waits if w is not None),
-            sum(w[2] for w in waits if w is not None),
-            sum(w[3] for w in waits if w is not None),
-        ),
+        _summed(waits),
+    )
+
+
+def _summed(
+    parts: list[tuple[float, float, float, float] | None],
+) -> tuple[float, float, float, float] | None:
+    """Rounds' figures added up, column by column; None if a round has none."""
+    if any(part is None for part in parts):
+        return None
+    known = [part for part in parts if part is not None]
+    return (
+        sum(part[0] for part in known),
+        sum(part[1] for part in known),
+        sum(part[2] for part in known),
+        sum(part[3] for part in known),
     )
 
 

@@ -8,6 +8,7 @@ before the check-in it reverts, or a batch of check-ins made to wait for one ano
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from uuid import UUID
@@ -202,6 +203,26 @@ def test_a_stream_read_by_its_id_as_text_still_sees_its_deferred_events(
     assert [event.originator_version for event in stored] == [1]
 
 
+def _after_the_read(
+    app: Any, monkeypatch: pytest.MonkeyPatch, action: Callable[[], Any], *, when: bool = True
+) -> list[Any]:
+    """Once, right after a batch's prefetch has read (before its lock), ``action`` runs in
+    another thread, with its own session as in another process; what it answered is put in
+    the list this returns."""
+    real_prefetch = app._prefetch
+    done: list[Any] = []
+
+    def prefetch_then_act(reads: list[Any]) -> None:
+        real_prefetch(reads)
+        if when and not done:
+            with ThreadPoolExecutor(1) as elsewhere:
+                done.append(elsewhere.submit(action).result(timeout=30))
+
+    monkeypatch.setattr(app, "_prefetch", prefetch_then_act)
+    app.commits._prepare = prefetch_then_act
+    return done
+
+
 def test_a_batch_read_before_the_lock_is_decided_again_when_another_process_changed_it(
     services: Services, settings: Any, clock: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -214,18 +235,12 @@ def test_a_batch_read_before_the_lock_is_decided_again_when_another_process_chan
     event_id = _event(app)
     people = _participants(app, 3)
     other = build_services(settings, clock=clock)
-    real_prefetch = app._prefetch
-    closed: list[Any] = []
-
-    def prefetch_then_close(reads: list[Any]) -> None:
-        real_prefetch(reads)
-        if not closed and services.datastore.engine.dialect.name == "postgresql":
-            with ThreadPoolExecutor(1) as elsewhere:  # its own session, as in its own process
-                closed.append(elsewhere.submit(other.app.close_event, event_id, recorded_by=BY))
-                closed[0] = closed[0].result(timeout=30)
-
-    monkeypatch.setattr(app, "_prefetch", prefetch_then_close)
-    app.commits._prepare = prefetch_then_close
+    closed = _after_the_read(
+        app,
+        monkeypatch,
+        lambda: other.app.close_event(event_id, recorded_by=BY),
+        when=services.datastore.engine.dialect.name == "postgresql",
+    )
     try:
         answers = app.check_in_all([CheckIn(event_id, person, BY, None) for person in people])
     finally:
@@ -284,20 +299,11 @@ def test_an_attendance_another_process_creates_after_the_batch_read_it_counts_on
     event_id = _event(app)
     people = _participants(app, 3)
     other = build_services(settings, clock=clock)
-    real_prefetch = app._prefetch
-    elsewhere: list[Any] = []
-
-    def prefetch_then_check_in_elsewhere(reads: list[Any]) -> None:
-        real_prefetch(reads)
-        if not elsewhere:
-            with ThreadPoolExecutor(1) as pool:  # its own session, as in its own process
-                done = pool.submit(
-                    other.app.check_in, event_id, participant_id=people[1], recorded_by=BY
-                )
-                elsewhere.append(done.result(timeout=30))
-
-    monkeypatch.setattr(app, "_prefetch", prefetch_then_check_in_elsewhere)
-    app.commits._prepare = prefetch_then_check_in_elsewhere
+    elsewhere = _after_the_read(
+        app,
+        monkeypatch,
+        lambda: other.app.check_in(event_id, participant_id=people[1], recorded_by=BY),
+    )
     try:
         answers = app.check_in_all([CheckIn(event_id, person, BY, None) for person in people])
     finally:
