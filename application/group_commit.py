@@ -2,7 +2,7 @@
 
 A check-in is a few small inserts and one commit, and the commit (an fsync on SQLite, a
 round trip and a WAL flush on PostgreSQL) costs more than the rest. Writes are serialised
-anyway (SQLite's write lock; PostgreSQL's table lock on the event log), so while one
+anyway (SQLite's write lock; PostgreSQL's lock on the event log), so while one
 transaction commits the next desks' commands queue up. Group commit lets the first caller
 lead: it runs every command queued at that moment in one transaction, commits once, answers
 them all, then hands the lead to the next waiting caller. A lone caller runs its own command

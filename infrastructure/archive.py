@@ -35,7 +35,7 @@ from application.app import Tsunagari
 from application.audit import decode_state, stored_topics
 from domain.events import JST
 from domain.fiscal import fiscal_year_bounds, fiscal_year_label
-from infrastructure.persistence import Datastore
+from infrastructure.persistence import Datastore, log_lock_sql
 from infrastructure.seal import GENESIS, LogSeal, link
 
 FORMAT = "tsunagari-log-export/1"
@@ -274,8 +274,9 @@ class LogArchive:
         count = 0
         with self.datastore.transaction(commit=True) as session:
             if postgres:
-                # As the library's recorder does for every insert: no writer can slip in between.
-                session.execute(text(f"LOCK TABLE {table.fullname} IN EXCLUSIVE MODE"))
+                # The log's write lock, as every writer takes it: none can slip in between.
+                preparer = self.datastore.engine.dialect.identifier_preparer
+                session.execute(text(log_lock_sql(preparer.format_table(table))))
             self._ensure_empty(session)
             events: list[dict[str, Any]] = []
             chained: list[dict[str, Any]] = []

@@ -8,6 +8,7 @@ import sqlite3
 import threading
 import time
 import weakref
+import zlib
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
@@ -45,6 +46,7 @@ from sqlalchemy import (
     event,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Engine
@@ -487,12 +489,12 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
     def lock_log(self, session: Session) -> None:
         """Take the store's write lock for the rest of the transaction, at once (``atomic``).
 
-        PostgreSQL: the log's table lock that inserts take anyway (``_lock_table``), taken
-        first. SQLite: ``BEGIN IMMEDIATE``, its write lock; sqlite3 would otherwise begin the
-        transaction at the first insert, after the command's reads, which SQLite answers
-        outside any transaction. Waiting for the lock is bounded by sqlite3's busy timeout,
-        which fails the command here rather than at commit, where the library's transaction
-        would swallow a SQLite OperationalError.
+        PostgreSQL: the log's write lock that inserts take anyway (``_lock_table``, an
+        advisory lock: ``log_lock_sql``), taken first. SQLite: ``BEGIN IMMEDIATE``, its write
+        lock; sqlite3 would otherwise begin the transaction at the first insert, after the
+        command's reads, which SQLite answers outside any transaction. Waiting for the lock
+        is bounded by sqlite3's busy timeout, which fails the command here rather than at
+        commit, where the library's transaction would swallow a SQLite OperationalError.
         """
         connection = sqlite_driver(session)
         if connection is not None:
@@ -557,19 +559,19 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
 
     @functools.cached_property
     def _lock_statements(self) -> tuple[LockStatement, ...]:
-        return (
-            (f"LOCK TABLE {self._table_name} IN EXCLUSIVE MODE", ()),
-            (f"NOTIFY {self.channel_name}", ()),
-        )
+        return ((log_lock_sql(self._table_name), ()), (f"NOTIFY {self.channel_name}", ()))
 
     def _lock_table(self, session: Session) -> None:
-        # Once a transaction: a group-commit transaction inserts for several commands, and
-        # PostgreSQL holds the lock until commit anyway; each LOCK was a round trip.
+        """The log's write lock, in place of the library's table lock (``log_lock_sql``).
+        Once a transaction: a group-commit transaction inserts for several commands, and
+        PostgreSQL holds the lock until commit anyway; each lock was a round trip."""
         if not _first_in_transaction(session, "tsunagari_events_locked"):
             return
         driver = postgres_driver(session)
         if driver is None:
-            super()._lock_table(session)
+            engine: Any = self.datastore.engine
+            if engine.dialect.name == "postgresql":  # not on psycopg
+                session.execute(text(log_lock_sql(self._table_name)))
             return
         _first_in_transaction(session, "tsunagari_listeners_notified")
         _send_lock(driver, self._lock_statements)
@@ -637,6 +639,26 @@ check of what was read before it (``TsunagariRecorder._check_at_lock``)."""
 
 STALE_READ = "tsunagari: a stream read before the lock changed before it was taken:"
 """In the error of ``TsunagariRecorder._unchanged_sql``: how ``driver_errors`` knows it."""
+
+
+LOG_LOCK_CLASS = 0x7473  # "ts": the first key of the log's lock, apart from other advisory locks
+
+
+def log_lock_sql(table_name: str) -> str:
+    """PostgreSQL: the statement that takes a log's write lock until its transaction ends.
+
+    The library keeps positions in commit order by locking the events table (``LOCK TABLE
+    ... IN EXCLUSIVE MODE``) before every insert, so no two writers' inserts interleave. That
+    lock also conflicts with the SHARE UPDATE EXCLUSIVE lock VACUUM takes: every check-in
+    would wait while an autovacuum of the log held it, until the deadlock timeout cancels it
+    (one second), and for the whole of an anti-wraparound vacuum, which is not cancelled.
+    Every writer of the log takes this transaction-level advisory lock instead, one key per
+    events table (two int4 keys, so never one of the single-key advisory locks of
+    ``infrastructure.locks``): the same order of inserts and commits, and vacuum runs beside
+    it. Taken by the recorder before any insert (``TsunagariRecorder._lock_table``), by every
+    command first (``lock_log``), and by an archive's import."""
+    key = zlib.crc32(table_name.encode()) & 0x7FFFFFFF
+    return f"SELECT pg_advisory_xact_lock({LOG_LOCK_CLASS}, {key})"
 
 
 class StaleRead(IntegrityError):

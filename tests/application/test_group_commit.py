@@ -280,11 +280,14 @@ class _RecordingCursor:
 
 
 def _named(query: str) -> list[str]:
-    """A statement's first word (INSERT with its table's own name), for each statement."""
+    """A statement's first word (INSERT with its table's own name; LOCK for the log's write
+    lock, ``log_lock_sql``), for each statement."""
     named = []
     for part in query.split(";"):
         words = part.split()
-        if words and words[0].upper() == "INSERT":
+        if "pg_advisory_xact_lock" in part:
+            named.append("LOCK")
+        elif words and words[0].upper() == "INSERT":
             named.append(f"INSERT {words[2].split('.')[-1]}")
         elif words:
             named.append(words[0].upper())

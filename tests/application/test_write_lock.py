@@ -8,6 +8,7 @@ in-process locks, and shares nothing with the other but the store.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +17,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from application.app import CheckIn, Outcome
 from domain.errors import EventNotOpen
+from infrastructure.persistence import LOG_LOCK_CLASS, log_lock_sql
 from infrastructure.settings import Settings
 from interfaces.bootstrap import Services, build_services
 from tests.application.test_group_commit import BY, _event, _participants
@@ -123,21 +126,27 @@ def test_a_close_beside_another_processs_check_in_is_ordered_with_it(
         assert services.roster.check_ins_at(event_id) == []
 
 
-def _holds_the_log_lock(settings: Settings) -> bool:
-    """Whether some transaction holds the log's table lock, seen from another connection."""
-    url = settings.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(url, autocommit=True) as connection:
+def _libpq_url(settings: Settings) -> str:
+    return settings.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def _holds_the_log_lock(services: Services) -> bool:
+    """Whether some transaction holds the log's write lock (``log_lock_sql``: an advisory
+    lock of two keys), seen from another connection."""
+    recorder: Any = services.app.recorder
+    (key,) = re.findall(r"\d+", log_lock_sql(recorder._table_name))[1:]
+    with psycopg.connect(_libpq_url(services.settings), autocommit=True) as connection:
         row = connection.execute(
-            "SELECT count(*) FROM pg_locks WHERE relation = %s::regclass"
-            " AND mode = 'ExclusiveLock' AND granted",
-            (f'"{settings.database_schema}".tsunagari_events',),
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s"
+            " AND objid = %s AND objsubid = 2 AND granted",
+            (LOG_LOCK_CLASS, int(key)),
         ).fetchone()
     return bool(row and row[0])
 
 
 @pytest.mark.parametrize("first", ["a stream read", "a batch's prefetch", "a SQLAlchemy query"])
 def test_a_command_transaction_holds_the_lock_from_its_first_statement_on(
-    services: Services, settings: Settings, first: str
+    services: Services, first: str
 ) -> None:
     """PostgreSQL sends the lock with the transaction's first statement, whichever it is
     (not in a round trip of its own): once that statement has run, the lock is held."""
@@ -147,12 +156,56 @@ def test_a_command_transaction_holds_the_lock_from_its_first_statement_on(
     event_id = _event(app)
     recorder: Any = app.recorder
     with app.storage.atomic():
-        assert not _holds_the_log_lock(settings)  # nothing sent yet
+        assert not _holds_the_log_lock(services)  # nothing sent yet
         if first == "a stream read":
             recorder.select_events(event_id)
         elif first == "a batch's prefetch":
             assert event_id in recorder.select_streams([event_id])
         else:
             assert app.storage.find_outcome("nobody", "no-such-key") is None
-        assert _holds_the_log_lock(settings)
-    assert not _holds_the_log_lock(settings)
+        assert _holds_the_log_lock(services)
+    assert not _holds_the_log_lock(services)
+
+
+@pytest.mark.parametrize("command", ["a lone check-in", "a batch of check-ins", "a close"])
+def test_commands_go_on_while_a_vacuum_of_the_log_runs(
+    services: Services, settings: Settings, command: str
+) -> None:
+    """VACUUM (autovacuum's; an anti-wraparound one is never cancelled) holds SHARE UPDATE
+    EXCLUSIVE on the table it works on for as long as it runs. Here another connection holds
+    that lock on the log, and commands still commit: the library's LOCK TABLE ... IN
+    EXCLUSIVE MODE before every insert waited for it."""
+    if services.datastore.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no VACUUM beside its writers")
+    app = services.app
+    event_id = _event(app)
+    people = _participants(app, 3)
+    with psycopg.connect(_libpq_url(settings)) as vacuum:
+        vacuum.execute(
+            f'LOCK TABLE "{settings.database_schema}".tsunagari_events'
+            " IN SHARE UPDATE EXCLUSIVE MODE"
+        )
+        pool = ThreadPoolExecutor(1)
+        try:
+            if command == "a lone check-in":
+                done: Any = pool.submit(
+                    app.check_in, event_id, participant_id=people[0], recorded_by=BY
+                )
+            elif command == "a batch of check-ins":
+                checks = [CheckIn(event_id, person, BY, None) for person in people]
+                done = pool.submit(app.check_in_all, checks)
+            else:
+                done = pool.submit(app.close_event, event_id, recorded_by=BY)
+            answer = done.result(timeout=10)  # the table lock waited here for the vacuum
+        finally:
+            vacuum.rollback()  # the vacuum ends, then what waited for it
+            pool.shutdown()
+    checked_in = {entry.participant_id for entry in services.roster.check_ins_at(event_id)}
+    if command == "a close":
+        assert answer.result.status == "closed"
+        assert app.get_event(event_id).status == "closed"
+        assert checked_in == set()
+    else:
+        outcomes = answer if isinstance(answer, list) else [answer]
+        assert all(isinstance(outcome, Outcome) and outcome.created for outcome in outcomes)
+        assert checked_in == set(people[: len(outcomes)])
