@@ -782,7 +782,14 @@ class Tsunagari(Application[UUID]):
         what it wrote.
 
         It also notes which of them are not in the store (``_found``): a check-in's
-        attendance, so that it looks before it records only when there is one to find."""
+        attendance, so that it looks before it records only when there is one to find.
+
+        On PostgreSQL this read runs before the log's lock, and the lock checks only the
+        streams it found (``TsunagariRecorder._check_at_lock``). That holds while a stream
+        read as absent is never lent (a command reads it again, under the lock) and its
+        absence is used only to create it at once at version 1, by a plain insert the log's
+        unique index refuses if another process created it first. A new use of ``_found``
+        or a lent absence must check absent streams at the lock too."""
         wanted = [read for read in dict.fromkeys(reads) if read not in self._lent]
         if self._streams is None or len(wanted) < 2:
             return

@@ -8,7 +8,6 @@ import sqlite3
 import threading
 import time
 import weakref
-import zlib
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
@@ -525,13 +524,15 @@ class TsunagariRecorder(SQLAlchemyApplicationRecorder):
         """Have the transaction's due lock check that the streams ``found`` has events of are
         still at the last version read.
 
-        Only those are checked. One read as absent needs no check: a
-        command that finds a stream absent either refuses (and commits nothing) or creates it,
-        at version 1, and the log's unique (stream, version) index refuses that insert if
-        another process created the stream meanwhile: the transaction fails at its commit and
-        its commands are decided again, as after a failed check. Half a batch's streams are
-        the check-ins' new attendances; leaving them out halves the check's index probes, in
-        the round trip every desk of the batch waits for."""
+        Only those are checked. One read as absent needs no check, because of three rules of
+        the batch's prefetch (``Tsunagari._prefetch``): a stream read as absent is never lent
+        to a command, so one that reads it reads it again, under the lock; the only use of
+        its absence (``_found``) is a check-in creating its attendance at once, at version 1;
+        and that create is a plain insert, which the log's unique (stream, version) index
+        refuses if another process created the stream meanwhile: the transaction fails at its
+        commit and its commands are decided again, as after a failed check. Half a batch's
+        streams are the check-ins' new attendances; leaving them out halves the check's index
+        probes, in the round trip every desk of the batch waits for."""
         versions: dict[UUID, int] = {}
         for originator_id, version, *_ in found:
             versions[originator_id] = max(versions.get(originator_id, 0), version)
@@ -656,8 +657,14 @@ def log_lock_sql(table_name: str) -> str:
     events table (two int4 keys, so never one of the single-key advisory locks of
     ``infrastructure.locks``): the same order of inserts and commits, and vacuum runs beside
     it. Taken by the recorder before any insert (``TsunagariRecorder._lock_table``), by every
-    command first (``lock_log``), and by an archive's import."""
-    key = zlib.crc32(table_name.encode()) & 0x7FFFFFFF
+    command first (``lock_log``), and by an archive's import; always in a transaction (the
+    lock of an autocommit statement would end with it).
+
+    The second key is the table's own oid (its low 31 bits), not a hash of its name as
+    configured: two processes naming one table differently (``public.tsunagari_events`` and
+    ``tsunagari_events`` through the search path) still take one lock."""
+    literal = table_name.replace("'", "''")
+    key = f"('{literal}'::regclass::oid::bigint & 2147483647)::int"
     return f"SELECT pg_advisory_xact_lock({LOG_LOCK_CLASS}, {key})"
 
 

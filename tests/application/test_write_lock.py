@@ -8,7 +8,6 @@ in-process locks, and shares nothing with the other but the store.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -133,13 +132,14 @@ def _libpq_url(settings: Settings) -> str:
 def _holds_the_log_lock(services: Services) -> bool:
     """Whether some transaction holds the log's write lock (``log_lock_sql``: an advisory
     lock of two keys), seen from another connection."""
-    recorder: Any = services.app.recorder
-    (key,) = re.findall(r"\d+", log_lock_sql(recorder._table_name))[1:]
+    table = f"{services.settings.database_schema}.tsunagari_events"
     with psycopg.connect(_libpq_url(services.settings), autocommit=True) as connection:
         row = connection.execute(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s"
-            " AND objid = %s AND objsubid = 2 AND granted",
-            (LOG_LOCK_CLASS, int(key)),
+            " AND objid = (%s::regclass::oid::bigint & 2147483647) AND objsubid = 2"
+            " AND granted AND database = (SELECT oid FROM pg_database"
+            " WHERE datname = current_database())",
+            (LOG_LOCK_CLASS, table),
         ).fetchone()
     return bool(row and row[0])
 
@@ -209,3 +209,34 @@ def test_commands_go_on_while_a_vacuum_of_the_log_runs(
         outcomes = answer if isinstance(answer, list) else [answer]
         assert all(isinstance(outcome, Outcome) and outcome.created for outcome in outcomes)
         assert checked_in == set(people[: len(outcomes)])
+
+
+def test_the_log_lock_is_one_whatever_the_table_is_called(
+    services: Services, settings: Settings
+) -> None:
+    """Two processes may name the log differently (with its schema, quoted or not, or through
+    the search path): the lock is the table's, so one holding it keeps the other out."""
+    if services.datastore.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's write lock is the database file's")
+    schema = settings.database_schema
+    names = [f"{schema}.tsunagari_events", f'"{schema}"."tsunagari_events"', "tsunagari_events"]
+    with (
+        psycopg.connect(_libpq_url(settings)) as holder,
+        psycopg.connect(_libpq_url(settings)) as other,
+    ):
+        for connection in (holder, other):
+            connection.execute(f'SET search_path TO "{schema}"')
+            connection.commit()
+        holder.execute(log_lock_sql(names[0]))
+        for name in names:
+            trying = log_lock_sql(name).replace(
+                "pg_advisory_xact_lock", "pg_try_advisory_xact_lock"
+            )
+            row = other.execute(trying).fetchone()
+            assert row == (False,), name
+            other.rollback()
+        holder.rollback()
+        row = other.execute(
+            log_lock_sql(names[2]).replace("pg_advisory", "pg_try_advisory")
+        ).fetchone()
+        assert row == (True,)
