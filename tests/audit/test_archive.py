@@ -7,11 +7,13 @@ import hashlib
 import json
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import psycopg
 import pytest
 from sqlalchemy import func, select, text
 from typer.testing import CliRunner
@@ -483,3 +485,31 @@ def test_files_the_manifest_does_not_list_are_refused(
         result.stderr
     )
     assert _stored(fresh) == (0, 0, 0)
+
+
+def test_an_import_goes_on_while_a_vacuum_of_the_log_runs(
+    services: Services, fresh: Services, run: Run, tmp_path: Path
+) -> None:
+    """PostgreSQL: an import takes the log's write lock as every writer does (an advisory
+    lock), not a table lock that would wait for the SHARE UPDATE EXCLUSIVE a VACUUM holds."""
+    if fresh.datastore.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no VACUUM beside its writers")
+    _organizations(services, 3)
+    out = tmp_path / "export"
+    assert (
+        run(services, "audit", "export", "--fiscal-year", "2026", "--out", str(out)).exit_code == 0
+    )
+    url = fresh.settings.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(url) as vacuum:
+        vacuum.execute(
+            f'LOCK TABLE "{fresh.settings.database_schema}".tsunagari_events'
+            " IN SHARE UPDATE EXCLUSIVE MODE"
+        )
+        pool = ThreadPoolExecutor(1)
+        try:
+            result = pool.submit(run, fresh, "audit", "import", str(out)).result(timeout=20)
+        finally:
+            vacuum.rollback()  # the vacuum ends, then what waited for it
+            pool.shutdown()
+    assert result.exit_code == 0, result.output
+    assert _stored(fresh)[0] == 3
