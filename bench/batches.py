@@ -25,8 +25,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
-from checkin import LIBPQ_URL, fresh_store, seed  # bench/ is the script's folder
+from checkin import fresh_store, seed, stores_to_measure  # bench/ is the script's folder
 
 from application.app import CheckIn
 from application.ports import Idempotency
@@ -80,13 +79,7 @@ def main() -> None:
     parser.add_argument("--skip-postgres", action="store_true", help="SQLite only")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
-    kinds = [] if args.skip_sqlite else ["sqlite"]
-    if not args.skip_postgres:
-        try:
-            psycopg.connect(LIBPQ_URL, connect_timeout=3).close()
-            kinds.append("postgresql")
-        except psycopg.OperationalError as error:
-            print(f"PostgreSQL not reachable ({error}); SQLite only")
+    kinds = stores_to_measure(skip_sqlite=args.skip_sqlite, skip_postgres=args.skip_postgres)
     print(
         f"{datetime.now(UTC):%Y-%m-%d %H:%M}Z: {platform.machine()}, Python "
         f"{platform.python_version()}; {args.check_ins} check-ins per batch size, one thread"

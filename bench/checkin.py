@@ -483,6 +483,19 @@ def verdicts(results: list[Result]) -> str:
     )
 
 
+def stores_to_measure(*, skip_sqlite: bool, skip_postgres: bool) -> list[str]:
+    """The stores a bench measures: SQLite unless skipped, PostgreSQL unless skipped or not
+    reachable at ``LIBPQ_URL`` (then it says why)."""
+    stores = [] if skip_sqlite else ["sqlite"]
+    if not skip_postgres:
+        try:
+            psycopg.connect(LIBPQ_URL, connect_timeout=3).close()
+            stores.append("postgresql")
+        except psycopg.OperationalError as error:
+            print(f"PostgreSQL skipped, not reachable at {LIBPQ_URL}: {error}".strip())
+    return stores
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Check-ins over HTTP, /health and in-process.")
     parser.add_argument("--count", type=int, default=3000, help="requests per measurement")
@@ -493,13 +506,7 @@ def main() -> None:
         "--rounds", type=int, default=5, help="HTTP measurements taken in turn, in this many parts"
     )
     args = parser.parse_args()
-    stores = [] if args.skip_sqlite else ["sqlite"]
-    if not args.skip_postgres:
-        try:
-            psycopg.connect(LIBPQ_URL, connect_timeout=3).close()
-            stores.append("postgresql")
-        except psycopg.OperationalError as error:
-            print(f"PostgreSQL skipped, not reachable at {LIBPQ_URL}: {error}".strip())
+    stores = stores_to_measure(skip_sqlite=args.skip_sqlite, skip_postgres=args.skip_postgres)
     cores, load = os.cpu_count(), ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(
         f"{datetime.now(UTC):%Y-%m-%d %H:%M:%SZ}: nproc {cores}, {platform.machine()}, "
