@@ -30,12 +30,27 @@ def local_date(moment: datetime) -> date:
     return moment.astimezone(JST).date()
 
 
+EARLIEST = datetime(1900, 1, 1, tzinfo=JST)
+LATEST = datetime(3000, 1, 1, tzinfo=JST)
+"""An event's times fall in [EARLIEST, LATEST): a year mistyped (0202 for 2026) is refused
+rather than recorded, and every time has a date in Asia/Tokyo and in UTC (Python's datetime
+ends at year 9999: 9999-12-31T23:59-12:00 has no date in Tokyo)."""
+
+
+def _check_moment(moment: datetime, name: str, example: str) -> None:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise InvalidValue(f"{name} needs a UTC offset, e.g. {example}")
+    if not EARLIEST <= moment < LATEST:
+        raise InvalidValue(
+            f"{name} {moment.isoformat()} is out of range: an event's times fall between "
+            f"{EARLIEST.year} and {LATEST.year - 1} (Asia/Tokyo)"
+        )
+
+
 def _check_times(starts_at: datetime, ends_at: datetime | None) -> None:
-    if starts_at.tzinfo is None or starts_at.utcoffset() is None:
-        raise InvalidValue("starts_at needs a UTC offset, e.g. 2026-05-10T10:00:00+09:00")
+    _check_moment(starts_at, "starts_at", "2026-05-10T10:00:00+09:00")
     if ends_at is not None:
-        if ends_at.tzinfo is None or ends_at.utcoffset() is None:
-            raise InvalidValue("ends_at needs a UTC offset, e.g. 2026-05-10T12:00:00+09:00")
+        _check_moment(ends_at, "ends_at", "2026-05-10T12:00:00+09:00")
         if ends_at <= starts_at:
             raise InvalidValue("ends_at must be after starts_at")
         if ends_at - starts_at > MAX_EVENT_LENGTH:

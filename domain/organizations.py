@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from enum import Enum
 
 from eventsourcing.domain import event
@@ -42,13 +43,30 @@ ORGANIZATION_KIND_NAMES: dict[OrganizationKind, str] = {
 }
 
 
+_LINE_BREAKS_AND_TABS = frozenset("\t\n\r")
+
+
+def refuse_control_characters(text: str, what: str) -> None:
+    """Refuses text holding a control character other than a tab or a line break: NUL,
+    which PostgreSQL's text columns cannot hold (the roster's revert reason, say), and the
+    terminal escapes and other invisible characters no one types at a desk, which would
+    reach the audit exports and the CSV reports as they are."""
+    for character in text:
+        if unicodedata.category(character) == "Cc" and character not in _LINE_BREAKS_AND_TABS:
+            raise InvalidValue(
+                f"{what} must not contain control characters (found U+{ord(character):04X})"
+            )
+
+
 def clean_name(name: str, what: str) -> str:
-    """A name stripped of surrounding space; refuses an empty or overlong one."""
+    """A name stripped of surrounding space; refuses an empty or overlong one, or one with a
+    control character."""
     cleaned = name.strip()
     if not cleaned:
         raise InvalidValue(f"{what} must not be empty")
     if len(cleaned) > 200:
         raise InvalidValue(f"{what} is longer than 200 characters")
+    refuse_control_characters(cleaned, what)
     return cleaned
 
 

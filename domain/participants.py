@@ -19,7 +19,7 @@ from eventsourcing.domain import event
 
 from domain.errors import InvalidValue, NoConsent, ParticipantErased
 from domain.generations import BandScheme, validate_birth_year
-from domain.organizations import clean_name
+from domain.organizations import clean_name, refuse_control_characters
 from domain.provenance import Provenance
 from domain.recording import RecordedAggregate
 
@@ -43,6 +43,7 @@ def _clean_optional(value: str | None, what: str) -> str | None:
         return None
     if len(cleaned) > MAX_PERSONAL_FIELD:
         raise InvalidValue(f"{what} is longer than {MAX_PERSONAL_FIELD} characters")
+    refuse_control_characters(cleaned, what)
     return cleaned
 
 
@@ -364,6 +365,8 @@ class Participant(RecordedAggregate):
         category = clean_name(category, "category")
         if detail is not None and len(detail.strip()) > MAX_SENSITIVE_DETAIL:
             raise InvalidValue(f"detail is longer than {MAX_SENSITIVE_DETAIL} characters")
+        if detail is not None:
+            refuse_control_characters(detail, "detail")
         content = {"category": category, "detail": (detail or "").strip() or None}
         self._record_sensitive_data(purpose=purpose, sealed=seal(content), recorded_by=recorded_by)
 

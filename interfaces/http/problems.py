@@ -182,9 +182,23 @@ def _validation_error(request: Request, error: Exception) -> JSONResponse:
     )
 
 
+_UNPARSED_BODY = "There was an error parsing the body"
+"""FastAPI's 400 for a JSON body its parser gave up on before pydantic saw it: bytes that are
+not UTF-8, or nesting deeper than Python's recursion limit."""
+
+
 def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)  # noqa: S101
     status = error.status_code
+    if status == 400 and error.detail == _UNPARSED_BODY:
+        return problem_response(
+            request,
+            status=400,
+            slug="malformed-json",
+            title="Malformed JSON",
+            detail="The request body is not valid JSON: send UTF-8 text, nested at most a few "
+            "hundred levels deep",
+        )
     detail = error.detail if isinstance(error.detail, str) else STATUS_TITLES.get(status, "")
     return problem_response(
         request,

@@ -33,17 +33,28 @@ def _is_problem(answer: object, status: int, problem_type: str) -> None:
     assert body["request_id"] == answer.headers["X-Request-Id"]
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"participant_id": ',
+        b'{"participant_id": "\xff\xfe"}',  # not UTF-8
+        b'{"participant_id": ' + b"[" * 30_000 + b"]" * 30_000 + b"}",  # nested too deeply
+    ],
+    ids=["truncated", "not-utf-8", "too-deep"],
+)
 def test_malformed_json_gets_400_and_nothing_is_written(
-    api: Api, services: Services, make_ids: IdMaker
+    api: Api, services: Services, make_ids: IdMaker, body: bytes
 ) -> None:
     ids = make_ids()
     before = services.app.recorder.max_notification_id()
-    answer = api.client.post(
-        f"/events/{ids['event']}/check-ins",
-        content=b'{"participant_id": ',
-        headers=api.headers(Role.ADMIN, **{"Content-Type": "application/json"}),
-    )
-    _is_problem(answer, 400, "/problems/malformed-json")
+    for path in (f"/events/{ids['event']}/check-ins", "/organizations"):
+        answer = api.client.post(
+            path,
+            content=body,
+            headers=api.headers(Role.ADMIN, **{"Content-Type": "application/json"}),
+        )
+        _is_problem(answer, 400, "/problems/malformed-json")
+        assert answer.json()["detail"].startswith("The request body is not valid JSON")
     assert services.app.recorder.max_notification_id() == before
 
 
@@ -262,3 +273,72 @@ def test_a_database_error_is_logged_without_the_statements_parameters(
     assert "tsunagari_idempotency" in logged  # the error and its statement were logged
     assert "SQL parameters hidden" in logged
     assert probe not in logged
+
+
+@pytest.mark.parametrize("starts_at", ["9999-12-31T23:59:00-12:00", "0001-01-01T00:00:00+14:00"])
+def test_an_event_time_beyond_the_calendar_gets_422_and_nothing_is_written(
+    api: Api, services: Services, make_ids: IdMaker, starts_at: str
+) -> None:
+    ids = make_ids()
+    before = services.app.recorder.max_notification_id()
+    scheduled = api.client.post(
+        "/events",
+        json={
+            "program_id": ids["program"],
+            "title": "子育てサロン",
+            "starts_at": starts_at,
+            "district_id": "suge",
+        },
+        headers=api.headers(Role.COORDINATOR),
+    )
+    _is_problem(scheduled, 422, "/problems/invalid-value")
+    assert "between 1900 and 2999" in scheduled.json()["detail"]
+    rescheduled = api.client.post(
+        f"/events/{ids['event']}/reschedule",
+        json={"starts_at": starts_at},
+        headers=api.headers(Role.COORDINATOR),
+    )
+    _is_problem(rescheduled, 422, "/problems/invalid-value")
+    assert services.app.recorder.max_notification_id() == before
+    event = api.client.get(f"/events/{ids['event']}", headers=api.headers(Role.COORDINATOR))
+    assert event.json()["starts_at"] == "2026-06-14T10:00:00+09:00"
+
+
+def test_a_nul_in_a_reason_or_a_name_gets_422_and_nothing_is_written(
+    api: Api, services: Services, make_ids: IdMaker
+) -> None:
+    # PostgreSQL's text columns cannot hold NUL: refused by the domain, before any store.
+    ids = make_ids()
+    event, person = ids["event"], ids["participant0"]
+    desk = api.headers(Role.DESK)
+    api.client.post(f"/events/{event}/check-ins", json={"participant_id": person}, headers=desk)
+    tally = api.client.post(
+        f"/events/{event}/walk-ins", json={"counts": {"infant": 2}}, headers=desk
+    ).json()["id"]
+    before = services.app.recorder.max_notification_id()
+    refused = [
+        api.client.post(
+            f"/events/{event}/check-ins/{person}/revert",
+            json={"reason": "取り\x00違え"},
+            headers=desk,
+        ),
+        api.client.post(
+            f"/events/{event}/walk-ins/{tally}/revert", json={"reason": "\x00"}, headers=desk
+        ),
+        api.client.post(
+            "/organizations",
+            json={"name": "菅\x00町会", "kind": "npo"},
+            headers=api.headers(Role.ADMIN),
+        ),
+        api.client.post(
+            "/participants",
+            json={"birth_year": 1950, "district_id": "suge", "name": "多摩\x00花子"},
+            headers=desk,
+        ),
+    ]
+    for answer in refused:
+        _is_problem(answer, 422, "/problems/invalid-value")
+        assert "must not contain control characters (found U+0000)" in answer.json()["detail"]
+    assert services.app.recorder.max_notification_id() == before
+    check_in = api.client.get(f"/events/{event}/check-ins/{person}", headers=desk).json()
+    assert check_in["status"] == "checked_in"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 from uuid import UUID, uuid4
@@ -113,6 +114,28 @@ def test_an_organisation_name_over_200_characters_is_refused() -> None:
         )
 
 
+@pytest.mark.parametrize(("name", "found"), [("菅\x00町会", "U+0000"), ("町会\x1b[31m", "U+001B")])
+def test_an_organisation_name_with_a_control_character_is_refused(name: str, found: str) -> None:
+    expected = f"organisation name must not contain control characters (found {found})"
+    with pytest.raises(InvalidValue, match=re.escape(expected)):
+        Organization.register(
+            name=name, kind=OrganizationKind.NPO, district_id=None, recorded_by=COORDINATOR
+        )
+
+
+def test_a_reason_may_hold_a_line_break_and_a_tab_but_no_other_control_character() -> None:
+    attendance = Attendance.check_in(
+        event=schedule_salon(), participant=register_resident(), recorded_by=DESK
+    )
+    with pytest.raises(InvalidValue, match="reason must not contain control characters"):
+        attendance.revert(reason="取り違え\x00", recorded_by=DESK)
+    assert attendance.counted
+
+    attendance.revert(reason="取り違え\n受付\t2", recorded_by=DESK)
+
+    assert attendance.revert_reason == "取り違え\n受付\t2"
+
+
 # Programmes
 
 
@@ -178,6 +201,43 @@ def test_an_event_start_without_a_utc_offset_is_refused() -> None:
 def test_an_event_end_without_a_utc_offset_is_refused() -> None:
     with pytest.raises(InvalidValue, match="ends_at needs a UTC offset"):
         schedule_salon(ends_at=datetime(2026, 5, 10, 12, 0))
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        "0001-01-01T00:00:00+14:00",  # no date in UTC
+        "9999-12-31T23:59:00-12:00",  # no date in Tokyo
+        "0202-05-10T10:00:00+09:00",  # 2026 mistyped
+        "1899-12-31T23:59:59+09:00",
+        "1899-12-31T14:59:59+00:00",  # 1899-12-31T23:59:59 in Tokyo
+        "3000-01-01T00:00:00+09:00",
+    ],
+)
+def test_an_event_time_out_of_range_is_refused_when_scheduled_and_rescheduled(
+    moment: str,
+) -> None:
+    with pytest.raises(InvalidValue, match=r"starts_at .* is out of range"):
+        schedule_salon(starts_at=datetime.fromisoformat(moment), ends_at=None)
+    event = schedule_salon()
+    with pytest.raises(InvalidValue, match=r"ends_at .* is out of range"):
+        event.reschedule(
+            starts_at=SALON_STARTS, ends_at=datetime.fromisoformat(moment), recorded_by=COORDINATOR
+        )
+    assert event.starts_at == SALON_STARTS
+
+
+@pytest.mark.parametrize(
+    "moment",
+    ["1900-01-01T00:00:00+09:00", "1899-12-31T15:00:00+00:00", "2999-12-31T23:59:59+09:00"],
+)
+def test_an_event_at_either_end_of_the_range_is_accepted(moment: str) -> None:
+    starts_at = datetime.fromisoformat(moment)
+
+    event = schedule_salon(starts_at=starts_at, ends_at=None)
+
+    assert event.starts_at == starts_at
+    assert event.local_date == starts_at.astimezone(JST).date()
 
 
 @pytest.mark.parametrize(
