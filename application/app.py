@@ -280,7 +280,9 @@ class Tsunagari(Application[UUID]):
         def decide() -> Decision[EventView]:
             event = self._get(Event, event_id, "event")
             event.cancel(reason=reason, recorded_by=recorded_by)
-            return Decision(EventView.of(event), False, (event,))
+            # Created: the cancellation, a record of its own in the log (HTTP 201, as the
+            # creations), where a reschedule amends the schedule (200).
+            return Decision(EventView.of(event), True, (event,))
 
         return self._execute("cancel_event", EventView, idempotency, decide)
 
@@ -294,7 +296,7 @@ class Tsunagari(Application[UUID]):
         def decide() -> Decision[EventView]:
             event = self._get(Event, event_id, "event")
             event.close(recorded_by=recorded_by)
-            return Decision(EventView.of(event), False, (event,))
+            return Decision(EventView.of(event), True, (event,))  # the closing: as a cancel
 
         return self._execute("close_event", EventView, idempotency, decide)
 

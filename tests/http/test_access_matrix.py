@@ -69,9 +69,9 @@ ROUTES: list[Route] = [
         access.SCHEDULING,
         200,
     ),
-    Route("POST", "/events/{spare}/cancel", {"reason": "x"}, access.SCHEDULING, 200),
+    Route("POST", "/events/{spare}/cancel", {"reason": "x"}, access.SCHEDULING, 201),
     # Another event: a cancelled one cannot be closed.
-    Route("POST", "/events/{closing}/close", None, access.SCHEDULING, 200),
+    Route("POST", "/events/{closing}/close", None, access.SCHEDULING, 201),
     Route(
         "POST", "/participants", {"birth_year": 1980, "district_id": "suge"}, access.FRONT_DESK, 201
     ),

@@ -126,7 +126,8 @@ def test_the_server_and_the_writer_each_see_what_the_other_wrote(served: Served)
     read = served.client.get(path, headers=served.admin)
     assert read.json()["status"] == "checked_in"
     closed = served.client.post(f"/events/{served.event_id}/close", headers=served.admin)
-    assert closed.status_code == 200
+    assert closed.status_code == 201
+    assert closed.json()["status"] == "closed"
     refused = served.check_in(other)
     assert refused.status_code == 409
     assert refused.headers["content-type"] == "application/problem+json"

@@ -185,6 +185,26 @@ def test_a_birth_year_in_the_future_or_an_unknown_band_is_refused(
     assert services.app.recorder.max_notification_id() is None
 
 
+def test_closing_an_event_answers_201_once_and_its_retry_replays_that_answer(
+    api: Api, make_ids: Callable[..., dict[str, str]]
+) -> None:
+    ids = make_ids(birth_years=())
+    event = ids["event"]
+    retried = api.headers(Role.COORDINATOR, **{"Idempotency-Key": "close/1"})
+
+    closed = api.client.post(f"/events/{event}/close", headers=retried)
+    replayed = api.client.post(f"/events/{event}/close", headers=retried)
+    again = api.client.post(f"/events/{event}/close", headers=api.headers(Role.COORDINATOR))
+
+    assert closed.status_code == 201
+    assert closed.json()["id"] == event
+    assert closed.json()["status"] == "closed"
+    assert (replayed.status_code, replayed.json()) == (201, closed.json())
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    assert again.status_code == 409
+    assert "is closed: cannot close it" in again.json()["detail"]
+
+
 def test_events_are_rescheduled_cancelled_and_closed_only_while_scheduled(
     api: Api, make_ids: Callable[..., dict[str, str]]
 ) -> None:
@@ -201,7 +221,9 @@ def test_events_are_rescheduled_cancelled_and_closed_only_while_scheduled(
     cancelled = api.client.post(
         f"/events/{event}/cancel", json={"reason": "台風接近のため中止"}, headers=headers
     )
-    assert cancelled.status_code == 200
+    assert cancelled.status_code == 201
+    assert "Location" not in cancelled.headers  # nothing new to fetch: the event is at its URL
+    assert cancelled.json()["id"] == event
     assert cancelled.json()["status"] == "cancelled"
     assert cancelled.json()["cancellation_reason"] == "台風接近のため中止"
     closed = api.client.post(f"/events/{event}/close", headers=headers)

@@ -89,8 +89,10 @@ def reschedule_event(
 
 @router.post(
     "/{event_id}/cancel",
+    status_code=201,
     responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
     summary="Cancel a scheduled event (中止); it never counts as held",
+    response_description="The cancellation is recorded: the event, cancelled",
 )
 def cancel_event(
     event_id: UUID, body: ReasonIn, response: Response, app: AppDep, actor: Scheduler
@@ -103,8 +105,10 @@ def cancel_event(
 
 @router.post(
     "/{event_id}/close",
+    status_code=201,
     responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
     summary="Close an event's attendance: no more check-ins or walk-ins",
+    response_description="The closing is recorded: the event, closed",
 )
 def close_event(event_id: UUID, response: Response, app: AppDep, actor: Scheduler) -> EventView:
     outcome = app.close_event(event_id, recorded_by=actor.provenance, idempotency=actor.idempotency)
