@@ -349,7 +349,9 @@ def test_generated_at_marks_a_fiscal_year_in_progress(demo: Demo) -> None:
 
 
 def test_the_indicator_docs_quote_every_definition_and_the_version() -> None:
-    docs = (Path(__file__).parents[2] / "docs" / "indicators.md").read_text(encoding="utf-8")
+    docs = (Path(__file__).parents[2] / "projections" / "indicators" / "README.md").read_text(
+        encoding="utf-8"
+    )
     assert DEFAULT_PARAMETERS.version in docs
     for indicator in all_indicators():
         assert f"`{indicator.id}`" in docs
