@@ -13,10 +13,16 @@ from enum import Enum
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from application.ports import ParticipantKeys, Sealer
-from application.views import AttendanceStatus, ParticipantView, SensitiveDataView, View
+from application.views import (
+    EXAMPLE_EVENT,
+    AttendanceStatus,
+    ParticipantView,
+    SensitiveDataView,
+    View,
+)
 from domain.generations import BandScheme
 from domain.participants import Participant, PersonalData, SensitiveRecord, legacy_content
 from domain.provenance import Provenance
@@ -155,15 +161,67 @@ class AttendanceDisclosure(View):
     history: list[HistoryEntry]
 
 
+_EXAMPLE_BY = {
+    "actor_id": "1c0e5a52-7d3f-4b8e-9a61-0f2d3c4b5a69",
+    "actor_role": "desk",
+    "desk_id": "suge-tablet-2",
+    "request_id": "0b132f3d424a4a528ea279d5eb317ced",
+}
+
+
 class DisclosureView(View):
     """開示: everything held on one participant."""
 
     participant: ParticipantView
-    erased: bool
-    erasure_reason: str | None
-    sensitive_data: list[SensitiveDisclosure]
-    history: list[HistoryEntry]
-    attendance: list[AttendanceDisclosure]
+    erased: bool = Field(examples=[False])
+    erasure_reason: str | None = Field(examples=[None])
+    sensitive_data: list[SensitiveDisclosure] = Field(
+        examples=[
+            [
+                {
+                    "purpose": "合理的配慮の提供",
+                    "category": "disability",
+                    "detail": "車いすを使用",
+                    "in_use": True,
+                    "version": 3,
+                }
+            ]
+        ]
+    )
+    history: list[HistoryEntry] = Field(
+        examples=[
+            [
+                {
+                    "version": 1,
+                    "type": "Participant.Registered",
+                    "recorded_at": "2026-06-14T00:55:00Z",
+                    "recorded_by": _EXAMPLE_BY,
+                    "details": {"birth_year": 1948, "district_id": "suge", "name": "多摩 花子"},
+                }
+            ]
+        ]
+    )
+    attendance: list[AttendanceDisclosure] = Field(
+        examples=[
+            [
+                {
+                    "event_id": EXAMPLE_EVENT,
+                    "title": "TeamSUGE 現地ツアー",
+                    "local_date": "2026-06-14",
+                    "status": "checked_in",
+                    "history": [
+                        {
+                            "version": 1,
+                            "type": "Attendance.CheckedIn",
+                            "recorded_at": "2026-06-14T01:02:03.456789Z",
+                            "recorded_by": _EXAMPLE_BY,
+                            "details": {},
+                        }
+                    ],
+                }
+            ]
+        ]
+    )
 
 
 def _jsonable(value: Any) -> Any:

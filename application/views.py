@@ -22,7 +22,29 @@ class View(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
+def example(**answer: Any) -> ConfigDict:
+    """A view's configuration with one example answer, for the OpenAPI document: the ids are
+    those of one story (an organisation's programme, its event, a resident checked in)."""
+    return ConfigDict(frozen=True, json_schema_extra={"examples": [answer]})
+
+
+EXAMPLE_ORGANIZATION = "0b6f2a4e-5c1d-4d8a-9f3e-2a7c1b9d4e61"
+EXAMPLE_PROGRAM = "5e2c8d71-3a94-4f0b-8c6e-9d1a2b3c4f50"
+EXAMPLE_EVENT = "8f14e45f-ceea-467f-a0e6-1d2c3b4a5f60"
+EXAMPLE_PARTICIPANT = "c9bf9e57-1685-4c89-bafb-ff5af830be8a"
+EXAMPLE_TALLY = "3f2a1b0c-9d8e-4f7a-b6c5-d4e3f2a1b0c9"
+
+
 class OrganizationView(View):
+    model_config = example(
+        id=EXAMPLE_ORGANIZATION,
+        name="菅地区社会福祉協議会",
+        kind="social_welfare_council",
+        kind_name_ja="社会福祉協議会",
+        district_id="suge",
+        registered_at="2026-04-01T00:30:00Z",
+    )
+
     id: UUID
     name: str
     kind: str
@@ -43,6 +65,17 @@ class OrganizationView(View):
 
 
 class ProgramView(View):
+    model_config = example(
+        id=EXAMPLE_PROGRAM,
+        name="地ケアつながりプロジェクト～TeamSUGE～",
+        policy="2-2",
+        policy_name_ja="身近な地域での支え合い活動の推進",
+        area="community",
+        area_name_ja="地域・防災・暮らし",
+        host_organization_ids=[EXAMPLE_ORGANIZATION],
+        launched_at="2026-04-01T00:35:00Z",
+    )
+
     id: UUID
     name: str
     policy: str
@@ -67,6 +100,21 @@ class ProgramView(View):
 
 
 class EventView(View):
+    model_config = example(
+        id=EXAMPLE_EVENT,
+        program_id=EXAMPLE_PROGRAM,
+        title="TeamSUGE 現地ツアー",
+        starts_at="2026-06-14T10:00:00+09:00",
+        ends_at="2026-06-14T12:00:00+09:00",
+        local_date="2026-06-14",
+        fiscal_year=2026,
+        fiscal_year_label="2026(令和8)年度",
+        district_id="suge",
+        venue="菅こども文化センター",
+        status="scheduled",
+        cancellation_reason=None,
+    )
+
     id: UUID
     program_id: UUID
     title: str
@@ -121,6 +169,24 @@ class PersonalDataState(Enum):
 class ParticipantView(View):
     """A participant as the desk sees it; personal fields are null unless ``personal_data`` is
     available (erased, or unavailable in this store)."""
+
+    model_config = example(
+        id=EXAMPLE_PARTICIPANT,
+        birth_year=1948,
+        band_id="old_old",
+        group="senior",
+        district_id="suge",
+        name="多摩 花子",
+        contact="044-000-0000",
+        birth_date="1948-03-09",
+        registered_on="2026-06-14",
+        erased=False,
+        personal_data="available",
+        consents=["合理的配慮の提供"],
+        sensitive_data=[
+            {"purpose": "合理的配慮の提供", "category": "disability", "detail": "車いすを使用"}
+        ],
+    )
 
     SEALED: ClassVar[tuple[str, ...]] = ("name", "contact", "birth_date", "sensitive_data")
     """Fields stored only sealed with the participant's key (e.g. in replayable answers)."""
@@ -188,6 +254,16 @@ class AttendanceStatus(Enum):
 
 
 class CheckInView(View):
+    model_config = example(
+        event_id=EXAMPLE_EVENT,
+        participant_id=EXAMPLE_PARTICIPANT,
+        status="checked_in",
+        band_id="old_old",
+        group="senior",
+        recorded_at="2026-06-14T01:02:03.456789Z",
+        revert_reason=None,
+    )
+
     event_id: UUID
     participant_id: UUID
     status: AttendanceStatus
@@ -215,6 +291,16 @@ class CheckInView(View):
 
 
 class WalkInView(View):
+    model_config = example(
+        id=EXAMPLE_TALLY,
+        event_id=EXAMPLE_EVENT,
+        counts={"infant": 4, "adult": 3, "young_old": 2},
+        total=9,
+        counted=True,
+        recorded_at="2026-06-14T01:30:00Z",
+        revert_reason=None,
+    )
+
     id: UUID
     event_id: UUID
     counts: dict[str, int]

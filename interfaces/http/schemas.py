@@ -7,6 +7,13 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from application.views import (
+    EXAMPLE_EVENT,
+    EXAMPLE_ORGANIZATION,
+    EXAMPLE_PARTICIPANT,
+    EXAMPLE_PROGRAM,
+    EXAMPLE_TALLY,
+)
 from domain.attendance import MAX_WALK_INS_PER_BAND
 from domain.organizations import OrganizationKind
 from domain.programs import MAX_HOSTS, Policy, ProgramArea
@@ -28,11 +35,13 @@ class ProgramIn(Body):
     )
     policy: Policy = Field(examples=["2-2"])
     area: ProgramArea = Field(examples=["community"])
-    host_organization_ids: list[UUID] = Field(min_length=1, max_length=MAX_HOSTS)
+    host_organization_ids: list[UUID] = Field(
+        min_length=1, max_length=MAX_HOSTS, examples=[[EXAMPLE_ORGANIZATION]]
+    )
 
 
 class EventIn(Body):
-    program_id: UUID
+    program_id: UUID = Field(examples=[EXAMPLE_PROGRAM])
     title: str = Field(min_length=1, max_length=200, examples=["TeamSUGE 現地ツアー"])
     starts_at: AwareDatetime = Field(examples=["2026-06-14T10:00:00+09:00"])
     ends_at: AwareDatetime | None = Field(None, examples=["2026-06-14T12:00:00+09:00"])
@@ -42,7 +51,7 @@ class EventIn(Body):
 
 class RescheduleIn(Body):
     starts_at: AwareDatetime = Field(examples=["2026-06-21T10:00:00+09:00"])
-    ends_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = Field(None, examples=["2026-06-21T12:00:00+09:00"])
 
 
 class ReasonIn(Body):
@@ -55,8 +64,12 @@ class ParticipantIn(Body):
         None, max_length=50, description="Only when the birth year is not given", examples=[None]
     )
     district_id: str = Field(max_length=50, examples=["nakanoshima"])
-    name: str | None = Field(None, max_length=200, description="Optional; personal data")
-    contact: str | None = Field(None, max_length=200, description="Optional; personal data")
+    name: str | None = Field(
+        None, max_length=200, description="Optional; personal data", examples=["多摩 花子"]
+    )
+    contact: str | None = Field(
+        None, max_length=200, description="Optional; personal data", examples=["044-000-0000"]
+    )
     birth_date: date | None = Field(
         None,
         description="Optional; personal data, sealed. When given, the birth year follows from it",
@@ -67,8 +80,8 @@ class ParticipantIn(Body):
 class CorrectionIn(Body):
     """訂正: only the fields present are corrected; a field given as null is cleared."""
 
-    name: str | None = Field(None, max_length=200)
-    contact: str | None = Field(None, max_length=200)
+    name: str | None = Field(None, max_length=200, examples=["多摩 はな子"])
+    contact: str | None = Field(None, max_length=200, examples=["hanako@example.jp"])
     birth_date: date | None = Field(
         None, description="Must keep the recorded birth year", examples=["1948-03-09"]
     )
@@ -76,7 +89,7 @@ class CorrectionIn(Body):
 
 class ConsentIn(Body):
     purpose: str = Field(min_length=1, max_length=200, examples=["合理的配慮の提供"])
-    given: bool = Field(description="true gives consent, false withdraws it")
+    given: bool = Field(description="true gives consent, false withdraws it", examples=[True])
 
 
 class SensitiveDataIn(Body):
@@ -91,7 +104,7 @@ class SensitiveDataIn(Body):
 
 
 class CheckInIn(Body):
-    participant_id: UUID
+    participant_id: UUID = Field(examples=[EXAMPLE_PARTICIPANT])
 
 
 class WalkInsIn(Body):
@@ -116,6 +129,30 @@ class RosterEntryOut(BaseModel):
 
 
 class CheckInListOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "event_id": EXAMPLE_EVENT,
+                    "checked_in": 1,
+                    "check_ins": [
+                        {
+                            "participant_id": EXAMPLE_PARTICIPANT,
+                            "status": "checked_in",
+                            "recorded_at": "2026-06-14T01:02:03.456789Z",
+                            "revert_reason": None,
+                        },
+                        {
+                            "participant_id": "6a1d7e0f-2b3c-4d5e-8f90-a1b2c3d4e5f6",
+                            "status": "reverted",
+                            "recorded_at": "2026-06-14T01:10:00Z",
+                            "revert_reason": "別の方と取り違え",
+                        },
+                    ],
+                }
+            ]
+        }
+    )
     event_id: UUID
     checked_in: int = Field(description="Counted check-ins (reverted ones excluded)")
     check_ins: list[RosterEntryOut]
@@ -130,6 +167,26 @@ class WalkInEntryOut(BaseModel):
 
 
 class WalkInListOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "event_id": EXAMPLE_EVENT,
+                    "total": 9,
+                    "by_band": {"infant": 4, "adult": 3, "young_old": 2},
+                    "tallies": [
+                        {
+                            "id": EXAMPLE_TALLY,
+                            "counts": {"infant": 4, "adult": 3, "young_old": 2},
+                            "counted": True,
+                            "recorded_at": "2026-06-14T01:30:00Z",
+                            "revert_reason": None,
+                        }
+                    ],
+                }
+            ]
+        }
+    )
     event_id: UUID
     total: int = Field(description="Walk-ins of counted tallies")
     by_band: dict[str, int]

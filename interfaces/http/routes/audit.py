@@ -22,16 +22,26 @@ Auditor = Annotated[Principal, Depends(Allow(AUDIT))]
 class AuditEntryOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    position: int = Field(description="Global position in the log (notification id)")
-    stream_id: UUID = Field(description="The aggregate (originator) the record belongs to")
-    version: int = Field(description="The record's version within its stream")
+    position: int = Field(
+        description="Global position in the log (notification id)", examples=[4711]
+    )
+    stream_id: UUID = Field(
+        description="The aggregate (originator) the record belongs to",
+        examples=["c9bf9e57-1685-4c89-bafb-ff5af830be8a"],
+    )
+    version: int = Field(description="The record's version within its stream", examples=[1])
     type: str = Field(examples=["Attendance.CheckedIn"])
     topic: str = Field(examples=["domain.attendance:Attendance.CheckedIn"])
-    recorded_at: datetime | None = Field(description="The event's timestamp")
-    actor_id: str | None = Field(description="The token id that recorded it")
+    recorded_at: datetime | None = Field(
+        description="The event's timestamp", examples=["2026-06-14T01:02:03.456789Z"]
+    )
+    actor_id: str | None = Field(
+        description="The token id that recorded it",
+        examples=["1c0e5a52-7d3f-4b8e-9a61-0f2d3c4b5a69"],
+    )
     actor_role: str | None = Field(examples=["desk"])
     desk_id: str | None = Field(examples=["suge-tablet-2"])
-    request_id: str | None
+    request_id: str | None = Field(examples=["0b132f3d424a4a528ea279d5eb317ced"])
     payload: dict[str, Any] = Field(
         description='The stored attributes; personal fields only as "[encrypted]", or as '
         '"[erased]" once the participant was erased',
@@ -52,20 +62,26 @@ class AuditEntryOut(BaseModel):
 class AuditPageOut(BaseModel):
     entries: list[AuditEntryOut]
     next_after: int | None = Field(
-        description="Pass as `after` for the next page; null when the log's head was reached"
+        description="Pass as `after` for the next page; null when the log's head was reached",
+        examples=[4711],
     )
-    head: int = Field(description="The log's last position when this page was read")
+    head: int = Field(
+        description="The log's last position when this page was read", examples=[52340]
+    )
 
 
 class StreamEntryOut(AuditEntryOut):
     corrects: int | None = Field(
-        description="The version this one corrects (a revert: the check-in it reverts)"
+        description="The version this one corrects (a revert: the check-in it reverts)",
+        examples=[1],
     )
-    corrected_by: list[int] = Field(description="Later versions that correct this one")
+    corrected_by: list[int] = Field(
+        description="Later versions that correct this one", examples=[[3]]
+    )
 
 
 class StreamOut(BaseModel):
-    stream_id: UUID
+    stream_id: UUID = Field(examples=["c9bf9e57-1685-4c89-bafb-ff5af830be8a"])
     versions: list[StreamEntryOut]
 
 

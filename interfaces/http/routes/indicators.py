@@ -20,13 +20,20 @@ router = APIRouter(prefix="/indicators", tags=["indicators"], route_class=ApiRou
 Evaluator = Annotated[Principal, Depends(Allow(READ_INDICATORS))]
 
 
+SCOPE_EXAMPLE = {"district": "suge", "program_id": None, "policy": "2-2"}
+
+
 class IndicatorsOut(BaseModel):
     fiscal_year: int = Field(examples=[2026])
     label: str = Field(examples=["2026(令和8)年度"])
-    as_of: date | None = Field(description="The day (JST) the answer stands at; null: now")
+    as_of: date | None = Field(
+        description="The day (JST) the answer stands at; null: now", examples=["2026-09-30"]
+    )
     definitions: str = Field(examples=["indicators-v1 (bands-2026.1; small ≤ 30; ties ≥ 2)"])
-    scope: dict[str, str | None]
-    position: int | None = Field(description="Log position the read model had processed")
+    scope: dict[str, str | None] = Field(examples=[SCOPE_EXAMPLE])
+    position: int | None = Field(
+        description="Log position the read model had processed", examples=[52340]
+    )
     indicators: dict[str, dict[str, Any]] = Field(
         description="Per indicator id: value, name_ja, name_en and breakdowns",
         examples=[
@@ -80,13 +87,39 @@ def get_indicators(
 
 
 class ProgressOut(BaseModel):
-    plan: str
+    plan: str = Field(
+        examples=["川崎市地域福祉計画・多摩区計画 基本目標2 多世代交流でつながる地域づくり"]
+    )
     target_fiscal_year: int = Field(examples=[2026])
-    definitions: str
-    scope: dict[str, str | None]
+    definitions: str = Field(examples=["indicators-v1 (bands-2026.1; small ≤ 30; ties ≥ 2)"])
+    scope: dict[str, str | None] = Field(examples=[SCOPE_EXAMPLE])
     indicators: dict[str, dict[str, Any]] = Field(
         description="Per indicator id: baseline (初期値), results (実績) per fiscal year with "
-        "grade a (target reached) / b (improved on baseline) / c (not improved), target (目標値)"
+        "grade a (target reached) / b (improved on baseline) / c (not improved), target (目標値)",
+        examples=[
+            {
+                "loose_ties": {
+                    "name_ja": "ゆるやかなつながり",
+                    "name_en": "Loose ties",
+                    "baseline": {"fiscal_year": 2024, "value": 110},
+                    "target": {"fiscal_year": 2026, "value": 121},
+                    "results": [
+                        {
+                            "fiscal_year": 2024,
+                            "label": "2024(令和6)年度",
+                            "value": 110,
+                            "grade": "c",
+                        },
+                        {
+                            "fiscal_year": 2025,
+                            "label": "2025(令和7)年度",
+                            "value": 118,
+                            "grade": "b",
+                        },
+                    ],
+                }
+            }
+        ],
     )
 
 

@@ -81,7 +81,11 @@ def correct_personal_data(
 
 @router.post(
     "/{participant_id}/consents",
-    responses=problem_responses(400, 401, 403, 404, 409, 413, 422),
+    status_code=201,
+    responses={
+        200: {"description": "Already so: nothing changed", "model": ParticipantView},
+        **problem_responses(400, 401, 403, 404, 409, 413, 422),
+    },
     summary="Give or withdraw consent for a purpose (201 when something new was recorded)",
 )
 def record_consent(
