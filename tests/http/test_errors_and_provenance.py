@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
+import re
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -228,6 +231,46 @@ def test_request_logs_are_json_lines_carrying_the_request_id_but_never_the_token
     assert failed
     assert failed[0]["request_id"] == refused.headers["X-Request-Id"]
     assert "tsu_secret" not in json.dumps(lines)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("terminal", [False, True], ids=["piped", "terminal"])
+def test_logs_are_json_unless_a_person_watches_a_terminal(
+    api: Api, monkeypatch: pytest.MonkeyPatch, terminal: bool
+) -> None:
+    """The default format (``auto``): JSON lines into a file, a pipe or a log collector;
+    structlog's console lines, for a person, on a terminal."""
+    stderr = _Terminal() if terminal else io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    settings = Settings()
+    assert settings.log_format is LogFormat.AUTO
+    configure_logging(settings)
+    try:
+        answer = api.client.get(
+            "/organizations/00000000-0000-0000-0000-000000000000", headers=api.headers()
+        )
+    finally:
+        configure_logging(Settings(log_format=LogFormat.JSON))  # as the other tests find it
+    request_id = answer.headers["X-Request-Id"]
+    (line,) = [line for line in stderr.getvalue().splitlines() if request_id in line]
+    if terminal:
+        plain = re.sub(r"\x1b\[[0-9;]*m", "", line)  # coloured, for a terminal
+        assert plain != line
+        assert not plain.startswith("{")
+        assert "[info     ] request" in plain
+        assert f"request_id={request_id}" in plain
+        assert "status=404" in plain
+    else:
+        logged = json.loads(line)
+        assert (logged["event"], logged["status"], logged["request_id"]) == (
+            "request",
+            404,
+            request_id,
+        )
 
 
 def test_requests_are_logged_under_structlog_s_own_defaults_too(
