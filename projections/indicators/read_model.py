@@ -6,7 +6,7 @@ import gc
 import json
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from typing import Any
 
 from domain.events import JST
@@ -21,8 +21,9 @@ from projections.sql import SqlDatastore
 
 
 def end_of_day(day: date) -> datetime:
-    """The last instant of a day in Asia/Tokyo."""
-    return datetime.combine(day + timedelta(days=1), time(0), JST) - timedelta(microseconds=1)
+    """The last instant of a day in Asia/Tokyo (the day's last microsecond: the next day's
+    midnight less one would not exist for 9999-12-31, a valid ``as_of``)."""
+    return datetime.combine(day, time.max, JST)
 
 
 class IndicatorReadModel:

@@ -312,6 +312,24 @@ def test_a_scoped_csv_as_of_a_day_repeats_its_scope_on_every_row(api: Api, known
     assert f'filename="{filename}-as-of-2026-12-31.csv"' in response.headers["content-disposition"]
 
 
+@pytest.mark.parametrize("as_of", ["9999-12-31", "0001-01-01"])
+def test_as_of_the_calendar_s_last_or_first_day_is_everything_or_nothing(
+    api: Api, known: Known, as_of: str
+) -> None:
+    headers = api.headers(Role.EVALUATOR)
+    params: dict[str, str | int] = {"fiscal_year": 2026, "as_of": as_of}
+    answer = api.client.get("/indicators", params=params, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["as_of"] == as_of
+    csv_answer = api.client.get("/indicators.csv", params=params, headers=headers)
+    assert csv_answer.status_code == 200
+    table = by_indicator(parse(csv_answer.content))
+    if as_of == "9999-12-31":
+        assert table == EXPECTED_2026
+    else:
+        assert table["total_attendances"][("", "")] == "0"
+
+
 def test_the_csv_response_is_an_attachment_in_utf8_for_every_reading_role(
     api: Api, known: Known
 ) -> None:
