@@ -280,24 +280,8 @@ def parameters(fields: dict[str, Field]) -> st.SearchStrategy[dict[str, Any]]:
 @pytest.fixture
 def ids(api: Api, make_ids: IdMaker) -> dict[str, str]:
     made = make_ids()
-    admin = api.headers(Role.ADMIN)
-    event = made["event"]
-    api.client.post(
-        f"/events/{event}/check-ins", json={"participant_id": made["participant0"]}, headers=admin
-    )
-    made["tally"] = api.client.post(
-        f"/events/{event}/walk-ins", json={"counts": {"infant": 2}}, headers=admin
-    ).json()["id"]
-    made["spare"] = api.client.post(
-        "/events",
-        json={
-            "program_id": made["program"],
-            "title": "予備",
-            "starts_at": "2026-08-01T10:00:00+09:00",
-            "district_id": "suge",
-        },
-        headers=admin,
-    ).json()["id"]
+    for command in ("close_event", "revert_check_in", "revert_walk_ins"):
+        _fresh(api, made, command)  # the spare event, a check-in, a tally
     return made
 
 
