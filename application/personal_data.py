@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from application.ports import ParticipantKeys, Sealer
 from application.views import (
     EXAMPLE_EVENT,
+    EXAMPLE_PARTICIPANT,
     AttendanceStatus,
     ParticipantView,
     SensitiveDataView,
@@ -196,7 +197,17 @@ class DisclosureView(View):
                     "type": "Participant.Registered",
                     "recorded_at": "2026-06-14T00:55:00Z",
                     "recorded_by": _EXAMPLE_BY,
-                    "details": {"birth_year": 1948, "district_id": "suge", "name": "多摩 花子"},
+                    "details": {
+                        "birth_year": 1948,
+                        "band_id": None,
+                        "district_id": "suge",
+                        "personal": {
+                            "birth_date": "1948-03-09",
+                            "contact": "044-000-0000",
+                            "name": "多摩 花子",
+                        },
+                        "registered_on": "2026-06-14",
+                    },
                 }
             ]
         ]
@@ -215,7 +226,10 @@ class DisclosureView(View):
                             "type": "Attendance.CheckedIn",
                             "recorded_at": "2026-06-14T01:02:03.456789Z",
                             "recorded_by": _EXAMPLE_BY,
-                            "details": {},
+                            "details": {
+                                "event_id": EXAMPLE_EVENT,
+                                "participant_id": EXAMPLE_PARTICIPANT,
+                            },
                         }
                     ],
                 }

@@ -47,10 +47,11 @@ _LINE_BREAKS_AND_TABS = frozenset("\t\n\r")
 
 
 def refuse_control_characters(text: str, what: str) -> None:
-    """Refuses text holding a control character other than a tab or a line break: NUL,
-    which PostgreSQL's text columns cannot hold (the roster's revert reason, say), and the
-    terminal escapes and other invisible characters no one types at a desk, which would
-    reach the audit exports and the CSV reports as they are."""
+    """Refuses text holding a control character (Unicode's Cc: C0, DEL, C1) other than tab,
+    LF and CR: NUL, which PostgreSQL's text columns cannot hold (the roster's revert reason,
+    say), and terminal escapes, which no one types at a desk and which would reach the audit
+    exports and the CSV reports as they are. Format characters (zero-width, bidi marks) are
+    text some scripts need, and stay."""
     for character in text:
         if unicodedata.category(character) == "Cc" and character not in _LINE_BREAKS_AND_TABS:
             raise InvalidValue(

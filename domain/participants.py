@@ -314,10 +314,18 @@ class Participant(RecordedAggregate):
 
     # 同意と要配慮個人情報 -------------------------------------------------------------
 
+    def _purpose(self, purpose: str) -> str:
+        """A purpose as the participant's consents name it: one already on record is taken as
+        it was recorded (a purpose recorded before control characters were refused can still
+        be withdrawn, and its data used); a new one must be a clean name."""
+        if purpose.strip() in self.consents.purposes:
+            return purpose.strip()
+        return clean_name(purpose, "purpose")
+
     def give_consent(self, *, purpose: str, recorded_by: Provenance) -> bool:
         """Record consent for a purpose; False (nothing recorded) when it is already given."""
         self._ensure_not_erased("record consent")
-        purpose = clean_name(purpose, "purpose")
+        purpose = self._purpose(purpose)
         if self.consents.purposes.get(purpose):
             return False
         self._give_consent(purpose=purpose, recorded_by=recorded_by)
@@ -330,7 +338,7 @@ class Participant(RecordedAggregate):
     def withdraw_consent(self, *, purpose: str, recorded_by: Provenance) -> bool:
         """Withdraw consent: sensitive data recorded under it goes out of use. False when there
         was no consent to withdraw (nothing recorded)."""
-        purpose = clean_name(purpose, "purpose")
+        purpose = self._purpose(purpose)
         if not self.consents.purposes.get(purpose):
             return False
         self._withdraw_consent(purpose=purpose, recorded_by=recorded_by)
@@ -354,7 +362,7 @@ class Participant(RecordedAggregate):
     ) -> None:
         """Record 要配慮個人情報 (e.g. a disability) under a consent currently given."""
         self._ensure_not_erased("record sensitive data")
-        purpose = clean_name(purpose, "purpose")
+        purpose = self._purpose(purpose)
         if not self.consents.purposes.get(purpose):
             current = self.consents.current()
             raise NoConsent(
@@ -363,11 +371,12 @@ class Participant(RecordedAggregate):
                 + ": record the consent first"
             )
         category = clean_name(category, "category")
-        if detail is not None and len(detail.strip()) > MAX_SENSITIVE_DETAIL:
-            raise InvalidValue(f"detail is longer than {MAX_SENSITIVE_DETAIL} characters")
+        detail = (detail or "").strip() or None
         if detail is not None:
+            if len(detail) > MAX_SENSITIVE_DETAIL:
+                raise InvalidValue(f"detail is longer than {MAX_SENSITIVE_DETAIL} characters")
             refuse_control_characters(detail, "detail")
-        content = {"category": category, "detail": (detail or "").strip() or None}
+        content = {"category": category, "detail": detail}
         self._record_sensitive_data(purpose=purpose, sealed=seal(content), recorded_by=recorded_by)
 
     @event(SensitiveDataRecorded)

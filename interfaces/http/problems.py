@@ -196,8 +196,8 @@ def _http_error(request: Request, error: Exception) -> JSONResponse:
             status=400,
             slug="malformed-json",
             title="Malformed JSON",
-            detail="The request body is not valid JSON: send UTF-8 text, nested at most a few "
-            "hundred levels deep",
+            detail="The request body is not valid JSON this server can read: send UTF-8 "
+            "text, nested fewer than 900 levels deep",
         )
     detail = error.detail if isinstance(error.detail, str) else STATUS_TITLES.get(status, "")
     return problem_response(

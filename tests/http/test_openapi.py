@@ -21,6 +21,7 @@ from application.views import (
     ProgramView,
     WalkInView,
 )
+from domain.provenance import Role
 from interfaces.http.app import TAGS
 from interfaces.http.schemas import CheckInListOut, WalkInListOut
 from tests.support import Api
@@ -184,3 +185,79 @@ def test_the_disclosure_s_examples_make_a_disclosure(spec: dict[str, Any]) -> No
     }
     disclosure = DisclosureView.model_validate({"participant": participant, **fields})
     assert disclosure.attendance[0].history[0].type == "Attendance.CheckedIn"
+
+
+def _shape(value: Any) -> Any:
+    """What a value holds, without the values: keys all the way down."""
+    if isinstance(value, dict):
+        return {key: _shape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shape(value[0])] if value else []
+    return "·"
+
+
+def test_the_disclosure_and_audit_examples_have_the_shape_of_real_answers(
+    api: Api, spec: dict[str, Any]
+) -> None:
+    admin = api.headers(Role.ADMIN)
+    org = api.client.post("/organizations", json={"name": "菅町会", "kind": "npo"}, headers=admin)
+    program = api.client.post(
+        "/programs",
+        json={
+            "name": "TeamSUGE",
+            "policy": "2-2",
+            "area": "community",
+            "host_organization_ids": [org.json()["id"]],
+        },
+        headers=admin,
+    ).json()["id"]
+    event = api.client.post(
+        "/events",
+        json={
+            "program_id": program,
+            "title": "TeamSUGE 現地ツアー",
+            "starts_at": "2026-06-14T10:00:00+09:00",
+            "district_id": "suge",
+        },
+        headers=admin,
+    ).json()["id"]
+    person = api.client.post(
+        "/participants",
+        json={
+            "birth_year": 1948,
+            "district_id": "suge",
+            "name": "多摩 花子",
+            "contact": "044-000-0000",
+            "birth_date": "1948-03-09",
+        },
+        headers=admin,
+    ).json()["id"]
+    purpose = {"purpose": "合理的配慮の提供"}
+    api.client.post(
+        f"/participants/{person}/consents", json={**purpose, "given": True}, headers=admin
+    )
+    api.client.post(
+        f"/participants/{person}/sensitive-data",
+        json={**purpose, "category": "disability", "detail": "車いすを使用"},
+        headers=admin,
+    )
+    api.client.post(f"/events/{event}/check-ins", json={"participant_id": person}, headers=admin)
+    real = api.client.get(f"/participants/{person}/disclosure", headers=admin).json()
+
+    # As the model declares them: the document leaves out null values (FastAPI's encoder).
+    schema = DisclosureView.model_json_schema()["properties"]
+    for field in ("sensitive_data", "history", "attendance"):
+        (example,) = schema[field]["examples"]
+        assert _shape(example) == _shape(real[field]), field
+    examples = schema["history"]["examples"][0] + schema["attendance"]["examples"][0][0]["history"]
+    entries = real["history"] + real["attendance"][0]["history"]
+    for example in examples:
+        (same,) = [entry for entry in entries if entry["type"] == example["type"]]
+        assert _shape(example["details"]) == _shape(same["details"]), example["type"]
+
+    audit = spec["components"]["schemas"]["AuditEntryOut"]["properties"]
+    (kind,), (topic,) = audit["type"]["examples"], audit["topic"]["examples"]
+    assert topic.endswith(f":{kind}")
+    log = api.client.get("/audit/log", params={"type": kind}, headers=admin).json()["entries"]
+    assert [entry["topic"] for entry in log] == [topic]
+    assert log[0]["stream_id"] == person  # the example's stream is a participant's too

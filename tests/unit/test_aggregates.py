@@ -448,6 +448,26 @@ def test_a_birth_date_gives_the_birth_year_in_clear_and_is_itself_sealed() -> No
         register_with(Vault(), birth_year=1950, birth_date=date(1948, 3, 9))
 
 
+def test_a_consent_recorded_before_control_characters_were_refused_can_still_be_withdrawn() -> None:
+    vault = Vault()
+    participant = register_with(vault, birth_year=1985)
+    participant._give_consent(purpose="見守り\x1b", recorded_by=DESK)  # as an old event replays
+    with pytest.raises(InvalidValue, match="must not contain control characters"):
+        participant.give_consent(purpose="見守り\x00", recorded_by=DESK)  # a new one: refused
+
+    participant.record_sensitive_data(
+        purpose=" 見守り\x1b ",
+        category="disability",
+        detail=None,
+        seal=vault.seal,
+        recorded_by=DESK,
+    )
+    assert participant.withdraw_consent(purpose="見守り\x1b", recorded_by=DESK)
+
+    assert participant.consents.current() == []
+    assert [record.in_use for record in participant.sensitive] == [False]
+
+
 def test_sensitive_data_needs_a_current_consent_and_goes_out_of_use_when_it_is_withdrawn() -> None:
     vault = Vault()
     participant = register_with(vault, birth_year=1985)

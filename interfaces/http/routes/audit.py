@@ -30,8 +30,8 @@ class AuditEntryOut(BaseModel):
         examples=["c9bf9e57-1685-4c89-bafb-ff5af830be8a"],
     )
     version: int = Field(description="The record's version within its stream", examples=[1])
-    type: str = Field(examples=["Attendance.CheckedIn"])
-    topic: str = Field(examples=["domain.attendance:Attendance.CheckedIn"])
+    type: str = Field(examples=["Participant.Registered"])
+    topic: str = Field(examples=["domain.participants:Participant.Registered"])
     recorded_at: datetime | None = Field(
         description="The event's timestamp", examples=["2026-06-14T01:02:03.456789Z"]
     )
