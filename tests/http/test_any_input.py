@@ -83,6 +83,15 @@ def day(plausible: str) -> Field:
     return st.just(plausible), st.one_of(edges, edges, st.dates().map(date.isoformat), texts, junk)
 
 
+def _plausible_but_one(draw: st.DrawFn, fields: dict[str, Field]) -> dict[str, Any]:
+    """Every field plausible, then one made wild (sometimes none, or two)."""
+    drawn = {name: draw(plausible) for name, (plausible, _) in fields.items()}
+    wild = min(draw(st.sampled_from([0, 1, 1, 1, 2])), len(fields))
+    for name in draw(st.sets(st.sampled_from(sorted(fields)), min_size=wild, max_size=wild)):
+        drawn[name] = draw(fields[name][1])
+    return drawn
+
+
 def body(fields: dict[str, Field]) -> st.SearchStrategy[Any]:
     """Mostly a plausible object with one field wild (sometimes none, or two), maybe one left
     out or one too many, so that a bad field reaches the checks behind the others'; now and
@@ -91,10 +100,7 @@ def body(fields: dict[str, Field]) -> st.SearchStrategy[Any]:
 
     @st.composite
     def mutated(draw: st.DrawFn) -> dict[str, Any]:
-        drawn = {name: draw(plausible) for name, (plausible, _) in fields.items()}
-        wild = min(draw(st.sampled_from([0, 1, 1, 1, 2])), len(names))
-        for name in draw(st.sets(st.sampled_from(names), min_size=wild, max_size=wild)):
-            drawn[name] = draw(fields[name][1])
+        drawn = _plausible_but_one(draw, fields)
         for name in draw(st.sets(st.sampled_from(names), max_size=1)):
             if draw(st.integers(0, 3)) == 0:
                 del drawn[name]
@@ -264,14 +270,10 @@ def _queries(ids: dict[str, str]) -> list[tuple[str, st.SearchStrategy[dict[str,
 
 def parameters(fields: dict[str, Field]) -> st.SearchStrategy[dict[str, Any]]:
     """A query's parameters: plausible ones (None: left out) with one wild, sometimes two."""
-    names = sorted(fields)
 
     @st.composite
     def mutated(draw: st.DrawFn) -> dict[str, Any]:
-        drawn = {name: draw(plausible) for name, (plausible, _) in fields.items()}
-        wild = min(draw(st.sampled_from([0, 1, 1, 1, 2])), len(names))
-        for name in draw(st.sets(st.sampled_from(names), min_size=wild, max_size=wild)):
-            drawn[name] = draw(fields[name][1])
+        drawn = _plausible_but_one(draw, fields)
         return {name: value for name, value in drawn.items() if value is not None}
 
     return mutated()

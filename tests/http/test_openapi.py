@@ -7,6 +7,7 @@ operation, so the ids are pinned here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -197,30 +198,10 @@ def _shape(value: Any) -> Any:
 
 
 def test_the_disclosure_and_audit_examples_have_the_shape_of_real_answers(
-    api: Api, spec: dict[str, Any]
+    api: Api, spec: dict[str, Any], make_ids: Callable[..., dict[str, str]]
 ) -> None:
     admin = api.headers(Role.ADMIN)
-    org = api.client.post("/organizations", json={"name": "菅町会", "kind": "npo"}, headers=admin)
-    program = api.client.post(
-        "/programs",
-        json={
-            "name": "TeamSUGE",
-            "policy": "2-2",
-            "area": "community",
-            "host_organization_ids": [org.json()["id"]],
-        },
-        headers=admin,
-    ).json()["id"]
-    event = api.client.post(
-        "/events",
-        json={
-            "program_id": program,
-            "title": "TeamSUGE 現地ツアー",
-            "starts_at": "2026-06-14T10:00:00+09:00",
-            "district_id": "suge",
-        },
-        headers=admin,
-    ).json()["id"]
+    event = make_ids(birth_years=())["event"]
     person = api.client.post(
         "/participants",
         json={
